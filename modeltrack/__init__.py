@@ -1,0 +1,63 @@
+"""modeltrack: every training run becomes a numbered, comparable, loadable model version.
+
+Example:
+    >>> import modeltrack as mt
+    >>> with mt.start("churn", params={"lr": 0.01}) as v:
+    ...     v.log_metrics({"loss": 0.31}, epoch=0)
+"""
+
+from __future__ import annotations
+
+from .api import (
+    alias_history,
+    artifact_path,
+    changelog,
+    diff,
+    gc,
+    models,
+    promote,
+    remove_alias,
+    resolve,
+    rollback,
+    set_alias,
+    set_notes,
+    show,
+    tag,
+    verify,
+    versions,
+)
+from .errors import ModelTrackError, ModelTrackWarning
+from .loading import load
+from .repo import Repo
+from .tracking import Version, active_versions, start
+from .autologging import autolog
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelTrackError",
+    "ModelTrackWarning",
+    "Repo",
+    "Version",
+    "__version__",
+    "active_versions",
+    "alias_history",
+    "artifact_path",
+    "autolog",
+    "changelog",
+    "diff",
+    "gc",
+    "load",
+    "models",
+    "promote",
+    "remove_alias",
+    "resolve",
+    "rollback",
+    "set_alias",
+    "set_notes",
+    "show",
+    "start",
+    "tag",
+    "verify",
+    "versions",
+]

@@ -1,0 +1,5 @@
+"""``python -m modeltrack``: the CLI."""
+
+from .cli import main
+
+raise SystemExit(main())

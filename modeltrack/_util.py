@@ -1,0 +1,104 @@
+"""Small helpers shared by the core: time, process identity, metric goals."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from datetime import datetime, timezone
+from typing import Any
+
+_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "mape", "perplexity", "wer", "cer", "time")
+_HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "auc", "precision", "recall", "r2", "score", "iou", "map", "bleu", "dice")
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO-8601 with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def metric_goal(name: str) -> str | None:
+    """``"min"``, ``"max"`` or ``None``, guessed from a metric name (``val_loss`` → min)."""
+    low = name.lower()
+    parts = [p for p in low.replace("/", "_").replace("-", "_").replace(".", "_").split("_") if p]
+    for p in reversed(parts):
+        if p in _LOWER_IS_BETTER or p.endswith("loss"):
+            return "min"
+        if p in _HIGHER_IS_BETTER:
+            return "max"
+    return None
+
+
+def best_of(values: list[float], goal: str | None) -> float | None:
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite or goal is None:
+        return None
+    return min(finite) if goal == "min" else max(finite)
+
+
+def json_number(value: Any) -> Any:
+    """NaN and infinities as ``None`` for strict JSON output."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _proc_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rfind(b")") + 2 :].split()
+    if fields and fields[0] == b"Z":
+        return "zombie"
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def process_identity() -> dict[str, Any]:
+    """Who is writing: host, boot, pid and the pid's start time (guards against pid reuse)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid, "pid_start": _proc_start(pid)}
+
+
+def process_alive(ident: dict[str, Any]) -> bool | None:
+    """True/False when ``ident`` is a process of this machine (same boot), else None."""
+    if ident.get("host") != socket.gethostname():
+        return None
+    boot = _boot_id()
+    if boot is not None and ident.get("boot_id") not in (None, boot):
+        return False  # same host name, but rebooted since: the writer is gone
+    pid = ident.get("pid")
+    if not isinstance(pid, int):
+        return None
+    start = _proc_start(pid)
+    if start is None or start == "zombie":
+        if start is None:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return ident.get("pid_start") is None
+        return False
+    want = ident.get("pid_start")
+    return want is None or want == start

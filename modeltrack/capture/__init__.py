@@ -1,0 +1,1 @@
+"""What modeltrack captures about a run: params, data fingerprints, environment."""

@@ -1,0 +1,372 @@
+"""The ``modeltrack`` command line. Every listing, ``show`` and ``diff`` take ``--json``.
+
+Errors print one line (what, why, how to fix) and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ModelTrackError
+
+#: modules that add more sub-commands: each has ``add_commands(subparsers, common)``
+EXTENSIONS = ("modeltrack.runner", "modeltrack.sync", "modeltrack.ui.cli")
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _fmt(value: Any, width: int = 60) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
+    """A plain text table, columns padded to their widest cell."""
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[Any], width: int = 40) -> str:
+    """A one-line chart of ``values`` (downsampled to ``width`` points)."""
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not vals:
+        return ""
+    if len(vals) > width:
+        step = len(vals) / width
+        vals = [vals[int(i * step)] for i in range(width - 1)] + [vals[-1]]
+    lo, hi = min(vals), max(vals)
+    span = hi - lo or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - lo) / span * (len(SPARKS) - 1) + 0.5))] for v in vals)
+
+
+def _repo(args: argparse.Namespace) -> Any:
+    from .repo import Repo
+
+    return Repo(args.store)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_models(args: argparse.Namespace) -> None:
+    data = _repo(args).models_summary()
+    if args.json:
+        return _print_json(data)
+    if not data:
+        print("no models yet; train with modeltrack.start(...) or `modeltrack run -- python train.py`")
+        return None
+    rows = [[m["name"], m["versions"], f"v{m['latest']}" if m["latest"] else None,
+             ", ".join(f"{a}=v{n}" for a, n in m["aliases"].items()), m["updated_at"]] for m in data]
+    print(table(rows, ["MODEL", "VERSIONS", "LATEST", "ALIASES", "UPDATED"]))
+    return None
+
+
+def cmd_versions(args: argparse.Namespace) -> None:
+    data = _repo(args).versions(args.name)
+    if args.json:
+        return _print_json(data)
+    names: list[str] = []
+    for v in data:
+        names += [k for k in v["metrics"] if k not in names]
+    shown = names[:4]
+    rows = []
+    for v in data:
+        tags = ", ".join(k if val is None else f"{k}={val}" for k, val in v["tags"].items())
+        rows.append([f"v{v['version']}", v["status"], (v["created_at"] or "")[:19], ", ".join(v["aliases"]), tags]
+                    + [v["metrics"].get(k) for k in shown])
+    print(table(rows, ["VERSION", "STATUS", "CREATED", "ALIASES", "TAGS", *shown]))
+    return None
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    rec = _repo(args).version(args.ref)
+    if args.json:
+        return _print_json(rec)
+    print(f"{rec['model']}@v{rec['version']}  {rec['status']}  label {rec.get('label') or '-'}  framework {rec['framework'] or '-'}")
+    print(f"created {rec['created_at']}  finished {rec['finished_at'] or '-'}")
+    if rec["aliases"]:
+        print("aliases: " + ", ".join(rec["aliases"]))
+    if rec["tags"]:
+        print("tags: " + ", ".join(k if v is None else f"{k}={v}" for k, v in rec["tags"].items()))
+    if rec.get("parent"):
+        print(f"parent: {rec['parent']}")
+    if rec["params"]:
+        print("\nparams")
+        print(table([[k, v] for k, v in rec["params"].items()], ["NAME", "VALUE"]))
+    if rec["metrics"]:
+        print("\nmetrics")
+        rows = [[k, m["last"], m["best"], len(m["series"]), sparkline([p["value"] for p in m["series"]])]
+                for k, m in rec["metrics"].items()]
+        print(table(rows, ["NAME", "LAST", "BEST", "POINTS", "CURVE"]))
+    if rec["data"]:
+        print("\ndata")
+        print(table([[d["name"], d.get("fingerprint"), d.get("shape"), d.get("dtype")] for d in rec["data"]],
+                    ["NAME", "FINGERPRINT", "SHAPE", "DTYPE"]))
+    if rec["artifacts"]:
+        print("\nartifacts")
+        print(table([[a["path"], a["kind"] + (" (best)" if a.get("best") else ""), a["size"], a["sha256"][:16]]
+                     for a in rec["artifacts"]], ["PATH", "KIND", "SIZE", "SHA256"]))
+    env = rec.get("environment") or {}
+    if env:
+        git = env.get("git") or {}
+        print(f"\nenvironment: python {env.get('python')} on {env.get('platform')}, "
+              f"{len(env.get('packages') or {})} packages, git {(git.get('commit') or '-')[:12]}"
+              f"{' (dirty)' if git.get('dirty') else ''}")
+        print("command: " + " ".join(env.get("command") or []))
+    if rec["notes"]:
+        print("\nnotes:\n" + rec["notes"])
+    if rec.get("error"):
+        print("\nerror:\n" + rec["error"].rstrip())
+    return None
+
+
+def cmd_diff(args: argparse.Namespace) -> None:
+    d = _repo(args).diff(args.a, args.b)
+    if args.json:
+        return _print_json(d)
+    print(f"{d['from']} -> {d['to']}")
+    p = d["params"]
+    rows = [[k, v["from"], v["to"]] for k, v in p["changed"].items()]
+    rows += [[k, None, v] for k, v in p["added"].items()] + [[k, v, None] for k, v in p["removed"].items()]
+    print("\nparams" + ("" if rows else ": unchanged"))
+    if rows:
+        print(table(rows, ["PARAM", "FROM", "TO"]))
+    mrows = [[k, v["from"], v["to"], v["delta"]] for k, v in d["metrics"].items()]
+    if mrows:
+        print("\nmetrics (last values)")
+        print(table(mrows, ["METRIC", "FROM", "TO", "DELTA"]))
+    print("\ndata" + ("" if d["data"] else ": same fingerprints"))
+    for k, v in d["data"].items():
+        print(f"  {k}: {v['from']} -> {v['to']}")
+    c = d["code"]
+    print(f"\ncode: {'changed' if c['changed'] else 'unchanged'} (commit {_fmt(c['commit']['from'])[:12]} -> {_fmt(c['commit']['to'])[:12]})")
+    pk = d["packages"]
+    n = len(pk["changed"]) + len(pk["added"]) + len(pk["removed"])
+    print(f"packages: {n} changed" + "".join(f"\n  {k}: {v['from']} -> {v['to']}" for k, v in list(pk["changed"].items())[:20]))
+    return None
+
+
+def cmd_alias(args: argparse.Namespace) -> None:
+    repo = _repo(args)
+    if args.alias_cmd == "set":
+        ev = repo.set_alias(args.ref, args.alias)
+        model = repo.resolve(args.ref)[0]
+        print(f"{model}@{args.alias} -> v{ev['to']}" + (f" (was v{ev['from']})" if ev["from"] else ""))
+    elif args.alias_cmd == "rm":
+        ev = repo.remove_alias(args.model, args.alias)
+        print(f"removed {args.model}@{args.alias} (was v{ev['from']})")
+    else:
+        hist = repo.alias_history(args.model, args.alias)
+        if args.json:
+            return _print_json(hist)
+        rows = [[e["seq"], e["time"][:19], e["alias"], e.get("action"), f"v{e['from']}" if e["from"] else None,
+                 f"v{e['to']}" if e["to"] else None, e.get("reason")] for e in hist]
+        print(table(rows, ["SEQ", "TIME", "ALIAS", "ACTION", "FROM", "TO", "REASON"]))
+    return None
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    repo = _repo(args)
+    ev = repo.set_alias(args.ref, args.alias, action="promote", reason=args.reason,
+                        guard_metric=None if args.force else args.metric, goal=args.mode)
+    model = repo.resolve(args.ref)[0]
+    print(f"promoted {model}@v{ev['to']} to {args.alias}" + (f" (was v{ev['from']})" if ev["from"] else ""))
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    ev = _repo(args).rollback(args.model, args.alias)
+    print(f"rolled back {args.model}@{args.alias}: v{ev['from']} -> v{ev['to']}")
+
+
+def cmd_tag(args: argparse.Namespace) -> None:
+    tags: dict[str, str | None] = {}
+    for item in args.tags:
+        key, sep, val = item.partition("=")
+        tags[key] = val if sep else None
+    now = _repo(args).set_tags(args.ref, tags, args.remove or ())
+    print(", ".join(k if v is None else f"{k}={v}" for k, v in now.items()) or "(no tags)")
+
+
+def cmd_notes(args: argparse.Namespace) -> None:
+    repo = _repo(args)
+    if args.text is None and args.file is None and not args.clear:
+        model, n = repo.resolve(args.ref)
+        print(repo.notes(model, n) or "")
+        return
+    text = None if args.clear else (open(args.file, encoding="utf-8").read() if args.file else args.text)
+    repo.set_notes(args.ref, text)
+    print("notes cleared" if text is None else "notes saved")
+
+
+def cmd_artifacts(args: argparse.Namespace) -> None:
+    rec = _repo(args).version(args.ref, series=False, environment=False)
+    arts = rec["artifacts"]
+    if args.json:
+        return _print_json(arts)
+    print(table([[a["path"], a["kind"] + (" (best)" if a.get("best") else ""), a["size"], a["sha256"], a.get("epoch")]
+                 for a in arts], ["PATH", "KIND", "SIZE", "SHA256", "EPOCH"]))
+    return None
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    from .loading import artifact_file
+
+    path = artifact_file(_repo(args), args.ref, path=args.path, kind=args.kind, dest=args.output)
+    print(path)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    res = _repo(args).verify()
+    if args.json:
+        _print_json(res)
+    else:
+        for p in res["problems"]:
+            print(f"DAMAGED {p['key']}: {p['problem']}")
+        print(f"{'ok' if res['ok'] else 'damaged'}: {res['artifacts_checked']} artifacts checked, {len(res['problems'])} problems")
+    return 0 if res["ok"] else 1
+
+
+def cmd_gc(args: argparse.Namespace) -> None:
+    from .refs import parse_ref
+
+    model = None
+    nums: list[int] = []
+    for ref in args.refs:
+        r = parse_ref(ref)
+        if r.version is None:
+            raise ModelTrackError(f"gc takes explicit versions such as {r.model}@v3, got {ref!r}")
+        if model not in (None, r.model):
+            raise ModelTrackError("gc deletes versions of one model at a time; run it once per model")
+        model = r.model
+        nums.append(r.version)
+    res = _repo(args).gc(model, nums, force=args.force, dry_run=args.dry_run, grace_seconds=args.grace)
+    if args.json:
+        return _print_json(res)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(res['deleted_versions'])} versions ({', '.join(res['deleted_versions']) or 'none'}), "
+          f"{res['deleted_blobs']} unreferenced blobs, {res['freed_bytes']} bytes")
+    return None
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=argparse.SUPPRESS, help="store URI (default: $MODELTRACK_STORE or ./.modeltrack)")
+    jsonp = argparse.ArgumentParser(add_help=False)
+    jsonp.add_argument("--json", action="store_true", help="print one JSON document")
+
+    parser = argparse.ArgumentParser(prog="modeltrack", description="Versioned models for every training run.")
+    parser.add_argument("--store", default=None, help="store URI (default: $MODELTRACK_STORE or ./.modeltrack)")
+    parser.add_argument("--version", action="version", version=f"modeltrack {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Handler, help: str, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common, *parents])
+        p.set_defaults(func=fn)
+        return p
+
+    add("models", cmd_models, "list models", [jsonp])
+    p = add("versions", cmd_versions, "list the versions of a model", [jsonp])
+    p.add_argument("name")
+    p = add("show", cmd_show, "show one version (REF: NAME, NAME@v3, NAME@alias)", [jsonp])
+    p.add_argument("ref")
+    p = add("diff", cmd_diff, "what changed between two versions", [jsonp])
+    p.add_argument("a")
+    p.add_argument("b")
+    p = add("alias", cmd_alias, "set, remove or list aliases")
+    asub = p.add_subparsers(dest="alias_cmd", required=True)
+    a = asub.add_parser("set", parents=[common], help="point ALIAS at REF")
+    a.add_argument("ref")
+    a.add_argument("alias")
+    a = asub.add_parser("rm", parents=[common], help="remove ALIAS from MODEL")
+    a.add_argument("model")
+    a.add_argument("alias")
+    a = asub.add_parser("history", parents=[common, jsonp], help="every move of MODEL's aliases")
+    a.add_argument("model")
+    a.add_argument("alias", nargs="?")
+    p = add("promote", cmd_promote, "point an alias (default production) at REF, optionally guarded by a metric")
+    p.add_argument("ref")
+    p.add_argument("alias", nargs="?", default="production")
+    p.add_argument("--metric", help="refuse unless REF is at least as good on this metric as the current holder")
+    p.add_argument("--mode", choices=["min", "max"], help="whether lower or higher METRIC is better (default: guessed)")
+    p.add_argument("--reason", help="why (kept in the alias history)")
+    p.add_argument("--force", action="store_true", help="skip the metric guard")
+    p = add("rollback", cmd_rollback, "point an alias back at its previous version")
+    p.add_argument("model")
+    p.add_argument("alias", nargs="?", default="production")
+    p = add("tag", cmd_tag, "set tags (label or key=value) on a version")
+    p.add_argument("ref")
+    p.add_argument("tags", nargs="*")
+    p.add_argument("--remove", action="append", metavar="KEY", help="remove a tag (repeatable)")
+    p = add("notes", cmd_notes, "print or set the release notes of a version")
+    p.add_argument("ref")
+    p.add_argument("text", nargs="?")
+    p.add_argument("--file", help="read the notes from a file")
+    p.add_argument("--clear", action="store_true")
+    p = add("artifacts", cmd_artifacts, "list the artifacts of a version", [jsonp])
+    p.add_argument("ref")
+    p = add("get", cmd_get, "copy an artifact of a version to a local file and print its path")
+    p.add_argument("ref")
+    p.add_argument("path", nargs="?", help="artifact path (default: the model file or best checkpoint)")
+    p.add_argument("--kind")
+    p.add_argument("-o", "--output", help="directory to copy into")
+    p = add("verify", cmd_verify, "re-check every record and checksum; exit 1 on damage", [jsonp])
+    p = add("gc", cmd_gc, "delete named versions and unreferenced blobs", [jsonp])
+    p.add_argument("refs", nargs="*", metavar="NAME@vN")
+    p.add_argument("--force", action="store_true", help="also delete versions holding an alias or running")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--grace", type=float, default=3600.0, help="keep unreferenced blobs younger than this many seconds")
+
+    for module_name in EXTENSIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module.add_commands(sub, common, jsonp)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    if not hasattr(args, "store") or args.store is None:
+        args.store = None
+    try:
+        rc = args.func(args)
+    except ModelTrackError as exc:
+        sys.stderr.write(f"modeltrack: error: {exc}\n")
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return int(rc or 0)

@@ -1,0 +1,82 @@
+"""Every ``MODELTRACK_*`` environment variable, typed and read at call time."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ModelTrackError
+
+DEFAULT_STORE = ".modeltrack"
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ModelTrackError(
+        f"{name}={raw!r} is not a boolean; set it to 1/true/yes/on or 0/false/no/off"
+    )
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ModelTrackError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+    if value < 0:
+        raise ModelTrackError(f"{name}={raw!r} is negative; set it to a value >= 0")
+    return value
+
+
+def store_uri() -> str:
+    """``MODELTRACK_STORE``: the store used when none is passed (default ``./.modeltrack``)."""
+    return os.environ.get("MODELTRACK_STORE") or DEFAULT_STORE
+
+
+def strict() -> bool:
+    """``MODELTRACK_STRICT``: tracking errors raise instead of warning (for tests and CI)."""
+    return _flag("MODELTRACK_STRICT")
+
+
+def flush_interval() -> float:
+    """``MODELTRACK_FLUSH_INTERVAL``: seconds between background metric flushes (default 2)."""
+    return _float("MODELTRACK_FLUSH_INTERVAL", 2.0)
+
+
+def heartbeat_interval() -> float:
+    """``MODELTRACK_HEARTBEAT_INTERVAL``: seconds between liveness beats (default 15)."""
+    return _float("MODELTRACK_HEARTBEAT_INTERVAL", 15.0)
+
+
+def crash_timeout() -> float:
+    """``MODELTRACK_CRASH_TIMEOUT``: a running version on another host whose last beat is
+    older than this many seconds is shown as crashed (default 120)."""
+    return _float("MODELTRACK_CRASH_TIMEOUT", 120.0)
+
+
+def autolog_enabled() -> bool:
+    """``MODELTRACK_AUTOLOG``: switch on autologging in every Python process."""
+    return _flag("MODELTRACK_AUTOLOG")
+
+
+def model_name() -> str | None:
+    """``MODELTRACK_MODEL``: default model name for autologged runs."""
+    return os.environ.get("MODELTRACK_MODEL") or None
+
+
+def trust_store() -> bool:
+    """``MODELTRACK_TRUST``: allow loading pickle/joblib artifacts without ``trust=True``."""
+    return _flag("MODELTRACK_TRUST")
+
+
+def diff_limit() -> int:
+    """``MODELTRACK_DIFF_LIMIT``: largest git diff captured, in bytes (default 1 MiB)."""
+    return int(_float("MODELTRACK_DIFF_LIMIT", 1024 * 1024))

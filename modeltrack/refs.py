@@ -1,0 +1,93 @@
+"""Model names, alias names and references (``NAME``, ``NAME@v3``, ``NAME@3``, ``NAME@alias``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidNameError
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NUMBER = re.compile(r"[vV]?([0-9]+)")
+RESERVED_ALIASES = frozenset({"latest"})
+
+
+def check_model_name(name: object) -> str:
+    """Return ``name`` if it is a valid model name, else raise ``InvalidNameError``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 60 else repr(name[:60]) + "…"
+        length = f" ({len(name)} characters)" if isinstance(name, str) and len(name) > 128 else ""
+        raise InvalidNameError(
+            f"invalid model name {shown}{length}: use 1-128 characters from A-Z a-z 0-9 . _ -, "
+            f"starting with a letter or digit (e.g. 'churn-model')",
+            name=name,
+        )
+    return name
+
+
+def check_alias_name(name: object) -> str:
+    """Return ``name`` if it can be an alias (not ``latest``, not a version number)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid alias {name!r}: use 1-128 characters from A-Z a-z 0-9 . _ -, "
+            f"starting with a letter or digit (e.g. 'production')",
+            name=name,
+        )
+    if name in RESERVED_ALIASES or _NUMBER.fullmatch(name):
+        raise InvalidNameError(
+            f"alias {name!r} is reserved: 'latest' and version numbers (3, v3) already mean "
+            f"something in references; pick another name such as 'production'",
+            name=name,
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference: ``version`` for ``@3``/``@v3``, ``alias`` for ``@name``, neither
+    for the latest finished version."""
+
+    model: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.model}@v{self.version}"
+        if self.alias is not None:
+            return f"{self.model}@{self.alias}"
+        return self.model
+
+
+def parse_ref(text: object) -> Ref:
+    """Parse a reference string.
+
+    Example:
+        >>> parse_ref("churn@v3")
+        Ref(model='churn', version=3, alias=None)
+    """
+    if not isinstance(text, str):
+        raise InvalidNameError(f"a reference must be a string like 'churn@v3', got {text!r}", name=text)
+    model, sep, sel = text.partition("@")
+    check_model_name(model)
+    if not sep:
+        return Ref(model)
+    if sel == "" :
+        raise InvalidNameError(
+            f"reference {text!r} ends with '@': write NAME, NAME@v3, NAME@3, NAME@latest or NAME@ALIAS",
+            name=text,
+        )
+    if sel == "latest":
+        return Ref(model)
+    m = _NUMBER.fullmatch(sel)
+    if m:
+        number = int(m.group(1))
+        if number < 1:
+            raise InvalidNameError(f"reference {text!r}: version numbers start at 1", name=text)
+        return Ref(model, version=number)
+    if not _NAME.fullmatch(sel):
+        raise InvalidNameError(
+            f"reference {text!r}: {sel!r} is neither a version (v3) nor a valid alias name",
+            name=text,
+        )
+    return Ref(model, alias=sel)

@@ -1,0 +1,735 @@
+"""The store layout and every read and registry operation on it.
+
+Layout (identical on every backend, so stores can be copied key by key)::
+
+    FORMAT                                   {"format": 1}
+    blobs/sha256/ab/abcdef…                  artifact contents, by content hash
+    models/NAME/aliases/00000001.json        append-only alias history (create-if-absent)
+    models/NAME/versions/N/claim.json        allocates N (create-if-absent), who and when
+    models/NAME/versions/N/environment.json  python, packages, git, …
+    models/NAME/versions/N/code.diff         dirty diff of tracked files, if any
+    models/NAME/versions/N/records/K.json    params, data, artifact events while running
+    models/NAME/versions/N/metrics/K.json    metric chunks as flushed while running
+    models/NAME/versions/N/heartbeat.json    last sign of life of the writer
+    models/NAME/versions/N/series.json       all metric points, written at the end
+    models/NAME/versions/N/final.json        status and the consolidated record (immutable)
+    models/NAME/versions/N/tags.json         mutable: tags
+    models/NAME/versions/N/notes.json        mutable: release notes
+    models/NAME/versions/N/deleted.json      tombstone left by gc (numbers are never reused)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from . import config
+from ._util import best_of, json_number, metric_goal, now_iso, parse_iso, process_alive
+from .errors import (
+    AliasNotFoundError,
+    CorruptRecordError,
+    KeyNotFound,
+    ModelNotFoundError,
+    PromotionRefusedError,
+    StoreError,
+    StoreFormatError,
+    VersionNotFoundError,
+)
+from .refs import Ref, check_alias_name, check_model_name, parse_ref
+from .stores import FORMAT_KEY, FORMAT_VERSION, Store, open_store
+
+FINISHED, FAILED, RUNNING, CRASHED = "finished", "failed", "running", "crashed"
+
+
+def vkey(model: str, number: int, name: str = "") -> str:
+    base = f"models/{model}/versions/{number}"
+    return f"{base}/{name}" if name else base
+
+
+def blob_key(sha256: str) -> str:
+    return f"blobs/sha256/{sha256[:2]}/{sha256}"
+
+
+def _num(name: str) -> int | None:
+    return int(name) if name.isdigit() else None
+
+
+class Repo:
+    """A store seen as models, versions and aliases.
+
+    Args:
+        store: a :class:`~modeltrack.stores.Store` or a URI; default ``MODELTRACK_STORE``.
+    """
+
+    def __init__(self, store: Store | str | None = None) -> None:
+        self.store = open_store(store if store is not None else config.store_uri())
+        self._format_ok = False
+
+    # ------------------------------------------------------------------ format
+    def check_format(self, *, create: bool = False) -> None:
+        """Refuse stores of a newer format; write ``FORMAT`` on first write."""
+        if self._format_ok:
+            return
+        try:
+            fmt = self.store.read_json(FORMAT_KEY)
+        except KeyNotFound:
+            fmt = None
+        except CorruptRecordError as exc:
+            raise StoreFormatError(
+                f"{self.store.uri}/FORMAT is damaged, so modeltrack cannot tell which format this "
+                f"store has; restore it (it holds {{\"format\": {FORMAT_VERSION}}}) or use another store",
+                uri=self.store.uri,
+            ) from exc
+        if fmt is None:
+            other = [n for n in self.store.list("") if n not in ("models", "blobs", FORMAT_KEY)]
+            if other:
+                raise StoreFormatError(
+                    f"{self.store.uri} is not a modeltrack store (no FORMAT file) and holds other "
+                    f"files ({', '.join(other[:3])}…); point MODELTRACK_STORE at an empty or new directory",
+                    uri=self.store.uri,
+                )
+            if not create:
+                return
+            self.store.check_writable()
+            self.store.create_json(FORMAT_KEY, {"format": FORMAT_VERSION, "created_at": now_iso()})
+            self._format_ok = True
+            return
+        version = fmt.get("format") if isinstance(fmt, dict) else None
+        if not isinstance(version, int):
+            raise StoreFormatError(f"{self.store.uri}/FORMAT has no format number; restore it", uri=self.store.uri)
+        if version > FORMAT_VERSION:
+            raise StoreFormatError(
+                f"store {self.store.uri} has format {version}, written by a newer modeltrack; this "
+                f"one reads format {FORMAT_VERSION}: upgrade with `pip install -U modeltrack`",
+                uri=self.store.uri,
+            )
+        self._format_ok = True
+
+    # ------------------------------------------------------------------ models and versions
+    def models(self) -> list[str]:
+        self.check_format()
+        return [m for m in self.store.list("models") if self.version_numbers(m, include_deleted=True)]
+
+    def version_numbers(self, model: str, *, include_deleted: bool = False) -> list[int]:
+        nums = sorted(n for n in (_num(x) for x in self.store.list(f"models/{model}/versions")) if n is not None)
+        if include_deleted:
+            return nums
+        return [n for n in nums if not self.store.exists(vkey(model, n, "deleted.json"))]
+
+    def allocate(self, model: str, claim: dict[str, Any]) -> int:
+        """Claim the next version number atomically (create-if-absent, retry on conflict)."""
+        check_model_name(model)
+        self.check_format(create=True)
+        existing = self.version_numbers(model, include_deleted=True)
+        number = (existing[-1] if existing else 0) + 1
+        while True:
+            if self.store.create_json(vkey(model, number, "claim.json"), {**claim, "version": number}):
+                return number
+            number += 1
+
+    def _require_model(self, model: str) -> list[int]:
+        check_model_name(model)
+        self.check_format()
+        nums = self.version_numbers(model)
+        if not nums:
+            known = self.store.list("models")
+            hint = f"; known models: {', '.join(known[:10])}" if known else "; the store has no models yet"
+            raise ModelNotFoundError(f"no model {model!r} in store {self.store.uri}{hint}", ref=model)
+        return nums
+
+    def resolve(self, ref: str | Ref) -> tuple[str, int]:
+        """Resolve a reference to ``(model, number)``.
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError, AliasNotFoundError
+        """
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        nums = self._require_model(r.model)
+        if r.version is not None:
+            if r.version not in nums:
+                raise VersionNotFoundError(
+                    f"{r.model} has no version {r.version} (versions: {_ranges(nums)}); "
+                    f"run `modeltrack versions {r.model}`",
+                    ref=str(r),
+                )
+            return r.model, r.version
+        if r.alias is not None:
+            aliases = self.aliases(r.model)
+            if r.alias not in aliases:
+                have = ", ".join(sorted(aliases)) or "none"
+                raise AliasNotFoundError(
+                    f"{r.model} has no alias {r.alias!r} (aliases: {have}); set one with "
+                    f"`modeltrack alias set {r.model}@vN {r.alias}`",
+                    ref=str(r),
+                )
+            return r.model, aliases[r.alias]
+        for n in reversed(nums):
+            if self.status(r.model, n) == FINISHED:
+                return r.model, n
+        raise VersionNotFoundError(
+            f"{r.model} has no finished version yet (latest is v{nums[-1]}, {self.status(r.model, nums[-1])}); "
+            f"refer to it as {r.model}@v{nums[-1]}",
+            ref=str(r),
+        )
+
+    # ------------------------------------------------------------------ reading one version
+    def final(self, model: str, number: int) -> dict[str, Any] | None:
+        return self.store.read_json_or(vkey(model, number, "final.json"), None)
+
+    def claim(self, model: str, number: int) -> dict[str, Any]:
+        try:
+            return self.store.read_json(vkey(model, number, "claim.json"))
+        except KeyNotFound:
+            raise VersionNotFoundError(f"{model} has no version {number}", ref=f"{model}@v{number}") from None
+
+    def status(self, model: str, number: int, final: dict[str, Any] | None = None) -> str:
+        final = final if final is not None else self.final(model, number)
+        if final is not None:
+            return str(final.get("status", FINISHED))
+        return self._live_status(model, number)
+
+    def _live_status(self, model: str, number: int, claim: dict[str, Any] | None = None) -> str:
+        claim = claim if claim is not None else self.claim(model, number)
+        alive = process_alive(claim.get("writer", {}))
+        if alive is True:
+            return RUNNING
+        if alive is False:
+            return CRASHED
+        beat = self.store.read_json_or(vkey(model, number, "heartbeat.json"), {})
+        last = parse_iso(beat.get("time") or claim.get("created_at"))
+        if last is None:
+            return CRASHED
+        age = (datetime.now(timezone.utc) - last).total_seconds()
+        return RUNNING if age < config.crash_timeout() else CRASHED
+
+    def records(self, model: str, number: int) -> list[dict[str, Any]]:
+        """Events written while the version ran, in order."""
+        prefix = vkey(model, number, "records")
+        events: list[dict[str, Any]] = []
+        for name in self.store.list(prefix):
+            events.extend(self.store.read_json(f"{prefix}/{name}"))
+        return events
+
+    def series(self, model: str, number: int, final: dict[str, Any] | None = None) -> dict[str, dict[str, list[Any]]]:
+        """Metric series ``{name: {"step": [...], "epoch": [...], "value": [...], "time": [...]}}``."""
+        if final is not None:
+            data = self.store.read_json_or(vkey(model, number, "series.json"), None)
+            if data is not None:
+                return data
+        out: dict[str, dict[str, list[Any]]] = {}
+        prefix = vkey(model, number, "metrics")
+        for name in self.store.list(prefix):
+            try:
+                chunk = self.store.read_json(f"{prefix}/{name}")
+            except KeyNotFound:
+                continue  # consolidated and removed meanwhile
+            for metric, cols in chunk.items():
+                dst = out.setdefault(metric, {"step": [], "epoch": [], "value": [], "time": []})
+                for col in dst:
+                    dst[col].extend(cols.get(col, []))
+        return out
+
+    def version(self, ref: str | Ref | tuple[str, int], *, series: bool = True, environment: bool = True) -> dict[str, Any]:
+        """The full record of a version, in the shape of ``show --json``."""
+        model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
+        claim = self.claim(model, number)
+        if self.store.exists(vkey(model, number, "deleted.json")):
+            raise VersionNotFoundError(f"{model}@v{number} was deleted by gc", ref=f"{model}@v{number}")
+        final = self.final(model, number)
+        if final is not None:
+            rec = dict(final)
+            status = rec.get("status", FINISHED)
+        else:
+            rec = consolidate(self.records(model, number))
+            status = self._live_status(model, number, claim)
+            rec["finished_at"] = None
+            rec["error"] = None
+        raw_series = self.series(model, number, final) if series else {}
+        goals = rec.get("goals", {})
+        metrics: dict[str, Any] = {}
+        if raw_series:
+            for name, cols in raw_series.items():
+                vals = cols["value"]
+                goal = goals.get(name, metric_goal(name))
+                metrics[name] = {
+                    "last": json_number(vals[-1]) if vals else None,
+                    "best": best_of(vals, goal),
+                    "goal": goal,
+                    "series": [
+                        {"step": s, "epoch": e, "value": json_number(v)}
+                        for s, e, v in zip(cols["step"], cols["epoch"], vals)
+                    ],
+                }
+        else:
+            metrics = {k: {**v, "series": []} for k, v in rec.get("metrics", {}).items()}
+        env = None
+        if environment:
+            env = self.store.read_json_or(vkey(model, number, "environment.json"), None)
+        aliases = self.aliases(model)
+        return {
+            "model": model,
+            "version": number,
+            "status": status,
+            "created_at": claim.get("created_at"),
+            "finished_at": rec.get("finished_at"),
+            "aliases": sorted(a for a, n in aliases.items() if n == number),
+            "tags": self.tags(model, number),
+            "params": rec.get("params", {}),
+            "metrics": metrics,
+            "environment": env,
+            "data": rec.get("data", []),
+            "artifacts": rec.get("artifacts", []),
+            "framework": rec.get("framework"),
+            "notes": self.notes(model, number),
+            "error": rec.get("error"),
+            "label": rec.get("label"),
+            "info": rec.get("info", {}),
+            "parent": rec.get("parent"),
+            "source": claim.get("source"),
+        }
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """Summaries of every version of ``model``, oldest first (``versions --json``)."""
+        nums = self._require_model(model)
+        aliases = self.aliases(model)
+        by_version: dict[int, list[str]] = {}
+        for a, n in aliases.items():
+            by_version.setdefault(n, []).append(a)
+        out = []
+        for n in nums:
+            try:
+                final = self.final(model, n)
+                if final is not None:
+                    status = final.get("status", FINISHED)
+                    created, finished = final.get("created_at"), final.get("finished_at")
+                    last = {k: json_number(v.get("last")) for k, v in final.get("metrics", {}).items()}
+                    label = final.get("label")
+                else:
+                    claim = self.claim(model, n)
+                    status = self._live_status(model, n, claim)
+                    created, finished, label = claim.get("created_at"), None, None
+                    last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
+                tags = self.tags(model, n)
+            except CorruptRecordError as exc:
+                status, created, finished, last, tags, label = "corrupt", None, None, {}, {}, None
+                _warn(f"{model}@v{n}: {exc}")
+            out.append({
+                "version": n, "status": status, "created_at": created, "finished_at": finished,
+                "aliases": sorted(by_version.get(n, [])), "tags": tags, "metrics": last, "label": label,
+            })
+        return out
+
+    def models_summary(self) -> list[dict[str, Any]]:
+        """``models --json``: one entry per model."""
+        out = []
+        for model in self.models():
+            nums = self.version_numbers(model)
+            if not nums:
+                continue
+            aliases = self.aliases(model)
+            latest = None
+            for n in reversed(nums):
+                try:
+                    if self.status(model, n) == FINISHED:
+                        latest = n
+                        break
+                except CorruptRecordError:
+                    continue
+            updated = self._updated_at(model, nums[-1])
+            out.append({"name": model, "versions": len(nums), "latest": latest, "aliases": aliases, "updated_at": updated})
+        return out
+
+    def _updated_at(self, model: str, number: int) -> str | None:
+        try:
+            final = self.final(model, number)
+        except CorruptRecordError:
+            final = None
+        stamps = [final.get("finished_at") if final else None, self.claim(model, number).get("created_at")]
+        events = self.alias_events(model)
+        if events:
+            stamps.append(events[-1].get("time"))
+        known = [s for s in stamps if s]
+        return max(known) if known else None
+
+    # ------------------------------------------------------------------ tags and notes
+    def tags(self, model: str, number: int) -> dict[str, str | None]:
+        return self.store.read_json_or(vkey(model, number, "tags.json"), {})
+
+    def set_tags(self, ref: str | tuple[str, int], tags: dict[str, Any], remove: Iterable[str] = ()) -> dict[str, str | None]:
+        """Add/replace tags (``None`` value = a bare label) and remove others."""
+        model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
+        current = self.tags(model, number)
+        for key, value in tags.items():
+            current[check_tag(key)] = None if value is None else str(value)
+        for key in remove:
+            current.pop(key, None)
+        self.store.write_json(vkey(model, number, "tags.json"), current)
+        return current
+
+    def notes(self, model: str, number: int) -> str | None:
+        data = self.store.read_json_or(vkey(model, number, "notes.json"), None)
+        return data.get("text") if isinstance(data, dict) else None
+
+    def set_notes(self, ref: str | tuple[str, int], text: str | None) -> None:
+        model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
+        if text is None:
+            self.store.delete(vkey(model, number, "notes.json"))
+        else:
+            self.store.write_json(vkey(model, number, "notes.json"), {"text": str(text), "time": now_iso()})
+
+    # ------------------------------------------------------------------ aliases
+    def alias_events(self, model: str) -> list[dict[str, Any]]:
+        prefix = f"models/{model}/aliases"
+        return [self.store.read_json(f"{prefix}/{name}") for name in self.store.list(prefix) if name.endswith(".json")]
+
+    def aliases(self, model: str) -> dict[str, int]:
+        """Current alias → version of ``model``."""
+        current: dict[str, int] = {}
+        for ev in self.alias_events(model):
+            if ev.get("to") is None:
+                current.pop(ev["alias"], None)
+            else:
+                current[ev["alias"]] = int(ev["to"])
+        return dict(sorted(current.items()))
+
+    def _append_alias_event(self, model: str, event: dict[str, Any]) -> dict[str, Any]:
+        prefix = f"models/{model}/aliases"
+        names = [n for n in self.store.list(prefix) if n.endswith(".json")]
+        seq = int(names[-1].split(".")[0]) + 1 if names else 1
+        while True:
+            event = {**event, "seq": seq, "time": now_iso()}
+            if self.store.create_json(f"{prefix}/{seq:08d}.json", event):
+                return event
+            seq += 1
+
+    def set_alias(self, ref: str, alias: str, *, action: str = "set", reason: str | None = None,
+                  guard_metric: str | None = None, goal: str | None = None) -> dict[str, Any]:
+        """Point ``alias`` at the version ``ref`` names (recorded in the alias history).
+
+        With ``guard_metric``, refuse unless the candidate's metric is at least as good as
+        the current holder's (``goal`` "min"/"max", guessed from the name if omitted).
+        """
+        check_alias_name(alias)
+        model, number = self.resolve(ref)
+        current = self.aliases(model).get(alias)
+        if guard_metric is not None and current is not None and current != number:
+            goal = goal or metric_goal(guard_metric)
+            if goal not in ("min", "max"):
+                raise PromotionRefusedError(
+                    f"cannot tell whether higher or lower {guard_metric!r} is better; pass --mode min or --mode max"
+                )
+            new = self._metric_last(model, number, guard_metric)
+            old = self._metric_last(model, current, guard_metric)
+            if new is None:
+                raise PromotionRefusedError(
+                    f"{model}@v{number} has no metric {guard_metric!r} to compare; promote without a guard or log it"
+                )
+            if old is not None and ((goal == "min" and new > old) or (goal == "max" and new < old)):
+                raise PromotionRefusedError(
+                    f"refused to move {alias!r} to {model}@v{number}: its {guard_metric} = {new:g} is worse than "
+                    f"{old:g} of v{current}, which holds {alias!r} now ({goal} is better); use --force to promote anyway"
+                )
+        return self._append_alias_event(model, {"alias": alias, "from": current, "to": number, "action": action, "reason": reason})
+
+    def _metric_last(self, model: str, number: int, name: str) -> float | None:
+        final = self.final(model, number)
+        if final is not None:
+            m = final.get("metrics", {}).get(name)
+            return m.get("last") if m else None
+        cols = self.series(model, number).get(name)
+        return cols["value"][-1] if cols and cols["value"] else None
+
+    def remove_alias(self, model: str, alias: str) -> dict[str, Any]:
+        check_model_name(model)
+        current = self.aliases(model).get(alias)
+        if current is None:
+            raise AliasNotFoundError(f"{model} has no alias {alias!r}", ref=f"{model}@{alias}")
+        return self._append_alias_event(model, {"alias": alias, "from": current, "to": None, "action": "remove"})
+
+    def alias_history(self, model: str, alias: str | None = None) -> list[dict[str, Any]]:
+        self._require_model(model)
+        return [e for e in self.alias_events(model) if alias is None or e["alias"] == alias]
+
+    def rollback(self, model: str, alias: str) -> dict[str, Any]:
+        """Point ``alias`` back at the version it held before its last move."""
+        check_alias_name(alias)
+        history = self.alias_history(model, alias)
+        current = self.aliases(model).get(alias)
+        if not history:
+            raise AliasNotFoundError(f"{model} has no alias {alias!r} to roll back", ref=f"{model}@{alias}")
+        # Walk back over the moves (a rollback is a move too): the holder before the move that
+        # put the current holder in place.
+        last = history[-1]
+        previous = last.get("from")
+        if previous is None:
+            raise StoreError(
+                f"{model}@{alias} has no earlier holder to roll back to (it was first set to "
+                f"v{last.get('to')}); use `modeltrack alias rm {model} {alias}` to remove it"
+            )
+        if not self.store.exists(vkey(model, int(previous), "claim.json")) or self.store.exists(
+            vkey(model, int(previous), "deleted.json")
+        ):
+            raise VersionNotFoundError(f"{model}@v{previous}, the previous holder of {alias!r}, was deleted")
+        return self._append_alias_event(
+            model, {"alias": alias, "from": current, "to": int(previous), "action": "rollback", "reason": f"rollback of seq {last['seq']}"}
+        )
+
+    # ------------------------------------------------------------------ diff and changelog
+    def diff(self, a: str | tuple[str, int], b: str | tuple[str, int]) -> dict[str, Any]:
+        """What changed from version ``a`` to version ``b``."""
+        va = self.version(a if isinstance(a, tuple) else self.resolve(a), series=False)
+        vb = self.version(b if isinstance(b, tuple) else self.resolve(b), series=False)
+        return diff_records(va, vb)
+
+    # ------------------------------------------------------------------ gc and verify
+    def referenced_blobs(self) -> set[str]:
+        refs: set[str] = set()
+        for model in self.store.list("models"):
+            for n in self.version_numbers(model):
+                try:
+                    final = self.final(model, n)
+                    arts = final.get("artifacts", []) if final else consolidate(self.records(model, n), keep_released=True).get("artifacts", [])
+                except CorruptRecordError:
+                    continue
+                refs.update(a["sha256"] for a in arts)
+        return refs
+
+    def gc(self, model: str | None = None, versions: Iterable[int] = (), *, force: bool = False,
+           dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        """Delete the named versions (never one holding an alias unless ``force``) and every
+        blob no remaining version references (blobs younger than ``grace_seconds`` are kept, as
+        a running version may be about to reference them)."""
+        deleted: list[str] = []
+        if model is not None:
+            nums = set(self._require_model(model))
+            aliases = self.aliases(model)
+            for n in versions:
+                if n not in nums:
+                    raise VersionNotFoundError(f"{model} has no version {n}", ref=f"{model}@v{n}")
+                held = sorted(a for a, v in aliases.items() if v == n)
+                if held and not force:
+                    raise StoreError(
+                        f"{model}@v{n} holds alias(es) {', '.join(held)}; move them first or pass --force"
+                    )
+                if self.status(model, n) == RUNNING and not force:
+                    raise StoreError(f"{model}@v{n} is still running; wait for it or pass --force")
+            for n in versions:
+                if not dry_run:
+                    for a, v in aliases.items():
+                        if v == n:
+                            self.remove_alias(model, a)
+                    prefix = vkey(model, n)
+                    for key in list(self.store.walk(prefix)):
+                        if not key.endswith("/claim.json"):
+                            self.store.delete(key)
+                    self.store.write_json(vkey(model, n, "deleted.json"), {"time": now_iso()})
+                deleted.append(f"{model}@v{n}")
+        refs = self.referenced_blobs()
+        removed, freed = [], 0
+        for key in list(self.store.walk("blobs")):
+            sha = key.rsplit("/", 1)[-1]
+            if sha in refs:
+                continue
+            path = self.store.local_path(key)
+            if path is not None and grace_seconds > 0:
+                try:
+                    if time.time() - path.stat().st_mtime < grace_seconds:
+                        continue
+                except OSError:
+                    continue
+            size = self.store.size(key)
+            if not dry_run:
+                self.store.delete(key)
+            removed.append(key)
+            freed += size
+        return {"deleted_versions": deleted, "deleted_blobs": len(removed), "freed_bytes": freed, "dry_run": dry_run}
+
+    def verify(self) -> dict[str, Any]:
+        """Re-check every record and every artifact checksum; report damage by key."""
+        problems: list[dict[str, str]] = []
+        checked = 0
+        seen: dict[str, str | None] = {}
+        for model in self.store.list("models"):
+            for n in self.version_numbers(model):
+                base = vkey(model, n)
+                for key in self.store.walk(base):
+                    if key.endswith(".json"):
+                        try:
+                            self.store.read_json(key)
+                        except CorruptRecordError as exc:
+                            problems.append({"key": key, "problem": f"not valid JSON: {exc.__cause__}"})
+                try:
+                    final = self.final(model, n)
+                    arts = final.get("artifacts", []) if final else consolidate(self.records(model, n)).get("artifacts", [])
+                except CorruptRecordError:
+                    continue
+                for art in arts:
+                    sha = art["sha256"]
+                    checked += 1
+                    if sha not in seen:
+                        try:
+                            got = self.store.sha256(blob_key(sha))
+                            seen[sha] = None if got == sha else f"checksum mismatch (content hashes to {got[:12]}…)"
+                        except KeyNotFound:
+                            seen[sha] = "blob missing"
+                    if seen[sha]:
+                        problems.append({"key": f"{base}/artifacts/{art['path']}", "blob": blob_key(sha), "problem": str(seen[sha])})
+        return {"ok": not problems, "artifacts_checked": checked, "problems": problems}
+
+
+def check_tag(key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > 256 or any(c in key for c in "\n\r\t"):
+        from .errors import InvalidNameError
+
+        raise InvalidNameError(f"invalid tag name {key!r}: use 1-256 characters without newlines or tabs", name=key)
+    return key
+
+
+def consolidate(events: list[dict[str, Any]], *, keep_released: bool = False) -> dict[str, Any]:
+    """Fold the events of a running version into params, data, artifacts, framework, info."""
+    params: dict[str, Any] = {}
+    data: dict[str, dict[str, Any]] = {}
+    artifacts: dict[str, dict[str, Any]] = {}
+    released: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    goals: dict[str, str] = {}
+    framework = None
+    parent = None
+    for ev in events:
+        t = ev.get("type")
+        if t == "params":
+            params.update(ev["params"])
+        elif t == "data":
+            data[ev["name"]] = {k: v for k, v in ev.items() if k != "type"}
+        elif t == "artifact":
+            art = {k: v for k, v in ev.items() if k != "type"}
+            if art.get("best"):
+                for other in artifacts.values():
+                    if other.get("kind") == art.get("kind"):
+                        other.pop("best", None)
+            artifacts[art["path"]] = art
+        elif t == "release":
+            gone = artifacts.pop(ev["path"], None)
+            if gone is not None:
+                released.append(gone)
+        elif t == "best":
+            for path, art in artifacts.items():
+                if art.get("kind") == ev.get("kind", art.get("kind")):
+                    art.pop("best", None)
+                if path == ev["path"]:
+                    art["best"] = True
+        elif t == "framework":
+            framework = ev["name"]
+        elif t == "info":
+            info.update(ev["info"])
+        elif t == "goal":
+            goals[ev["name"]] = ev["goal"]
+        elif t == "parent":
+            parent = ev["parent"]
+    out: dict[str, Any] = {
+        "params": params,
+        "data": list(data.values()),
+        "artifacts": list(artifacts.values()) + (released if keep_released else []),
+        "framework": framework,
+        "info": info,
+        "goals": goals,
+        "parent": parent,
+    }
+    return out
+
+
+def _changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    added = {k: b[k] for k in b if k not in a}
+    removed = {k: a[k] for k in a if k not in b}
+    changed = {k: {"from": a[k], "to": b[k]} for k in a if k in b and a[k] != b[k] and not _both_nan(a[k], b[k])}
+    return {"added": added, "removed": removed, "changed": changed}
+
+
+def _both_nan(x: Any, y: Any) -> bool:
+    return isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
+
+
+def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
+    """Differences between two version records (as returned by :meth:`Repo.version`)."""
+    ma = {k: v.get("last") for k, v in va["metrics"].items()}
+    mb = {k: v.get("last") for k, v in vb["metrics"].items()}
+    metrics = {}
+    for k in sorted(set(ma) | set(mb)):
+        x, y = ma.get(k), mb.get(k)
+        delta = y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
+        metrics[k] = {"from": x, "to": y, "delta": delta}
+    da = {d["name"]: d for d in va.get("data", [])}
+    db = {d["name"]: d for d in vb.get("data", [])}
+    data = {}
+    for k in sorted(set(da) | set(db)):
+        fa, fb = da.get(k, {}).get("fingerprint"), db.get(k, {}).get("fingerprint")
+        if fa != fb:
+            data[k] = {"from": fa, "to": fb, "shape_from": da.get(k, {}).get("shape"), "shape_to": db.get(k, {}).get("shape")}
+    ea, eb = va.get("environment") or {}, vb.get("environment") or {}
+    ga, gb = ea.get("git") or {}, eb.get("git") or {}
+    code = {
+        "commit": {"from": ga.get("commit"), "to": gb.get("commit")},
+        "dirty": {"from": ga.get("dirty"), "to": gb.get("dirty")},
+        "diff_sha256": {"from": ea.get("diff_sha256"), "to": eb.get("diff_sha256")},
+    }
+    code_changed = any(v["from"] != v["to"] for v in code.values())
+    packages = _changes(ea.get("packages") or {}, eb.get("packages") or {})
+    arch_a = va.get("info", {}).get("architecture")
+    arch_b = vb.get("info", {}).get("architecture")
+    return {
+        "from": f"{va['model']}@v{va['version']}",
+        "to": f"{vb['model']}@v{vb['version']}",
+        "params": _changes(va.get("params", {}), vb.get("params", {})),
+        "metrics": metrics,
+        "data": data,
+        "code": {"changed": code_changed, **code},
+        "packages": packages,
+        "architecture": {"changed": arch_a != arch_b, "from": arch_a, "to": arch_b},
+        "framework": {"from": va.get("framework"), "to": vb.get("framework")},
+    }
+
+
+def semver_bump(d: dict[str, Any]) -> str | None:
+    """The part of ``major.minor.patch`` a diff bumps: data or architecture → major, code →
+    minor, hyperparameters only → patch; ``None`` if nothing changed."""
+    if d["data"] or d["architecture"]["changed"]:
+        return "major"
+    if d["code"]["changed"]:
+        return "minor"
+    p = d["params"]
+    if p["added"] or p["removed"] or p["changed"] or d["packages"]["changed"]:
+        return "patch"
+    return None
+
+
+def bump_label(label: str | None, part: str | None) -> str:
+    if not label:
+        return "1.0.0"
+    try:
+        major, minor, patch = (int(x) for x in label.split("."))
+    except ValueError:
+        return "1.0.0"
+    if part == "major":
+        return f"{major + 1}.0.0"
+    if part == "minor":
+        return f"{major}.{minor + 1}.0"
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def _ranges(nums: list[int]) -> str:
+    if not nums:
+        return "none"
+    if len(nums) <= 5:
+        return ", ".join(map(str, nums))
+    return f"{nums[0]}..{nums[-1]} ({len(nums)} in all)"
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    from .errors import ModelTrackWarning
+
+    warnings.warn(message, ModelTrackWarning, stacklevel=3)

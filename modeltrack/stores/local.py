@@ -1,0 +1,189 @@
+"""The local store: a directory tree, one file per key.
+
+Whole-file publication is a write to a temporary file in the same directory followed by
+``os.replace``; create-if-absent is the same followed by ``os.link``, which fails when the
+target exists, so of racing creators exactly one wins and nobody sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import KeyNotFound, StoreError, StoreNotWritableError
+from .base import Store, check_key
+
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+class LocalStore(Store):
+    """A store in a local directory (created on first write)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.uri = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(
+                f"store path {self.root} is a file, not a directory; point MODELTRACK_STORE "
+                f"(or store=) at a directory, or remove the file",
+                uri=self.uri,
+            )
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _oserror(self, exc: OSError, key: str) -> StoreError:
+        if exc.errno in _NOT_WRITABLE:
+            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "it is read-only or not yours"
+            return StoreNotWritableError(
+                f"cannot write {key} to store {self.root}: {why} ({exc.strerror}); "
+                f"free space or fix permissions, or set MODELTRACK_STORE to a writable directory",
+                uri=self.uri,
+            )
+        return StoreError(f"store {self.root}: {exc.strerror or exc} on {key}", uri=self.uri)
+
+    def _write_tmp(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(path)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        return tmp
+
+    def read(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyNotFound(key) from None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            tmp = self._write_tmp(path, data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise self._oserror(exc, key) from exc
+
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            tmp = self._write_tmp(path, data)
+        except OSError as exc:
+            raise self._oserror(exc, key) from exc
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) and not path.exists():
+                # File systems without hard links: O_EXCL still decides the race.
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                return True
+            raise self._oserror(exc, key) from exc
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        except OSError as exc:
+            raise self._oserror(exc, key) from exc
+        # Drop directories left empty, up to the store root.
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        path = self._path(prefix) if prefix else self.root
+        try:
+            with os.scandir(path) as it:
+                return sorted(e.name for e in it if not (e.name.startswith(".") and e.name.endswith(".tmp")))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def walk(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix) if prefix else self.root
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in sorted(filenames):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue
+                yield name if rel == "." else f"{rel}/{name}"
+
+    def put_file(self, key: str, src: str | os.PathLike[str]) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _tmp_name(path)
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise self._oserror(exc, key) from exc
+
+    def get_file(self, key: str, dst: str | os.PathLike[str]) -> None:
+        src = self._path(key)
+        if not src.is_file():
+            raise KeyNotFound(key)
+        dst = Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(dst)
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+
+    def sha256(self, key: str) -> str:
+        from .base import file_sha256
+
+        path = self._path(key)
+        if not path.is_file():
+            raise KeyNotFound(key)
+        return file_sha256(path)[0]
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = _tmp_name(self.root / "probe")
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise self._oserror(exc, "a new file") from exc

@@ -1,0 +1,613 @@
+"""Recording a training run as a numbered version: :func:`start` and :class:`Version`.
+
+Writes never block training for long: metric points go to an in-memory buffer (a list
+append), and a background thread publishes them as chunks at epoch boundaries, every
+``MODELTRACK_FLUSH_INTERVAL`` seconds, at :meth:`Version.finish` and at interpreter exit.
+Every chunk is a whole file, so a process killed at any instant leaves everything up to
+the last flush readable, and the version reads as ``crashed``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import sys
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+from . import config
+from ._util import best_of, metric_goal, now_iso, process_identity
+from .capture.params import flatten, to_json_value
+from .errors import (
+    ArtifactPathError,
+    InvalidMetricError,
+    ModelTrackError,
+    ModelTrackWarning,
+    ParamConflictError,
+    VersionStateError,
+)
+from .refs import check_model_name
+from .repo import FAILED, FINISHED, RUNNING, Repo, blob_key, bump_label, consolidate, diff_records, semver_bump, vkey
+from .stores import Store
+from .stores.base import file_sha256
+
+_ACTIVE: weakref.WeakSet[Version] = weakref.WeakSet()
+_ACTIVE_LOCK = threading.Lock()
+_hooks_installed = False
+_last_uncaught: BaseException | None = None
+
+
+def report(exc: BaseException, what: str) -> None:
+    """Warn about a tracking failure (training goes on), or raise it in strict mode."""
+    if config.strict():
+        raise exc
+    warnings.warn(f"modeltrack: {what} failed, training continues: {exc}", ModelTrackWarning, stacklevel=3)
+
+
+class Version:
+    """One training run being recorded as version ``number`` of ``model``.
+
+    Use :func:`start` to create one. As a context manager, leaving the block finishes the
+    version, and an exception inside it marks the version failed and propagates unchanged.
+
+    Example:
+        >>> with mt.start("churn", params={"lr": 0.01}) as v:
+        ...     v.log_metrics({"loss": 0.31}, step=120, epoch=0)
+    """
+
+    def __init__(self, repo: Repo, model: str, number: int, identity: dict[str, Any]) -> None:
+        self.repo = repo
+        self.store: Store = repo.store
+        self.model = model
+        self.number = number
+        self.status = RUNNING
+        self._identity = identity
+        self._lock = threading.Lock()
+        self._buf: list[tuple[str, int, int | None, float, float]] = []
+        self._series: dict[str, dict[str, list[Any]]] = {}
+        self._chunk_seq = 0
+        self._record_seq = 0
+        self._events: list[dict[str, Any]] = []
+        self._params: dict[str, Any] = {}
+        self._goals: dict[str, str] = {}
+        self._step = -1
+        self._last_step: int | None = None
+        self._epoch: int | None = None
+        self._warned: set[str] = set()
+        self._closed = False
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._env_done = threading.Event()
+        self._env_record: dict[str, Any] | None = None
+        self._last_beat = 0.0
+        self._pending_write_errors = 0
+        self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def ref(self) -> str:
+        """``MODEL@vN``."""
+        return f"{self.model}@v{self.number}"
+
+    def __repr__(self) -> str:
+        return f"<Version {self.ref} {self.status}>"
+
+    # ------------------------------------------------------------------ logging
+    def log_params(self, params: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Record hyperparameters. Nested mappings are flattened with ``.``; values that are
+        not JSON are recorded as a readable stand-in (see :mod:`modeltrack.capture.params`).
+
+        Raises:
+            ParamConflictError: a key was already logged with a different value.
+        """
+        self._check_open("log_params")
+        flat = flatten({**(params or {}), **kwargs})
+        for key, value in flat.items():
+            if key in self._params and self._params[key] != value:
+                raise ParamConflictError(
+                    f"param {key!r} of {self.ref} was logged as {self._params[key]!r} and cannot change "
+                    f"to {value!r}; log the new value under another name or start a new version",
+                    value=key,
+                )
+        new = {k: v for k, v in flat.items() if k not in self._params}
+        if new:
+            self._params.update(new)
+            self._record({"type": "params", "params": new})
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one hyperparameter (see :meth:`log_params`)."""
+        self.log_params({key: value})
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None) -> None:
+        """Record metric values at ``step`` (default: one more than the last automatic step)
+        and ``epoch``. Cheap: an append to a buffer. Numpy scalars and 0-d tensors are
+        accepted; NaN and infinities are kept; ``None``, strings and other non-numbers are
+        skipped with a warning (an error in strict mode)."""
+        if self._closed:
+            self._check_open("log_metrics")
+        t = time.time()
+        if step is None:
+            self._step += 1
+            step = self._step
+        else:
+            step = int(step)
+            if self._last_step is not None and step < self._last_step and "step" not in self._warned:
+                self._warned.add("step")
+                warnings.warn(
+                    f"modeltrack: {self.ref} step went backwards ({step} after {self._last_step}); "
+                    f"points are kept in the order logged",
+                    ModelTrackWarning,
+                    stacklevel=2,
+                )
+        self._last_step = step
+        if epoch is not None and epoch != self._epoch:
+            if self._epoch is not None:
+                self._wake.set()  # epoch boundary: publish what the last epoch logged
+            self._epoch = epoch
+        with self._lock:
+            append = self._buf.append
+            for name, value in metrics.items():
+                if type(value) is not float:
+                    value = self._coerce(name, value)
+                    if value is None:
+                        continue
+                append((name, step, epoch, value, t))
+
+    def log_metric(self, name: str, value: Any, step: int | None = None, epoch: int | None = None) -> None:
+        """Record one metric value (see :meth:`log_metrics`)."""
+        self.log_metrics({name: value}, step=step, epoch=epoch)
+
+    def _coerce(self, name: str, value: Any) -> float | None:
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if value is not None and not isinstance(value, (str, bytes)):
+            try:
+                return float(value)  # numpy scalar, 0-d array or tensor
+            except (TypeError, ValueError, RuntimeError):
+                pass
+        err = InvalidMetricError(
+            f"metric {name!r} of {self.ref} got {value!r} ({type(value).__name__}), which is not a "
+            f"number; log a float (NaN is allowed) — the point was skipped",
+            value=value,
+        )
+        if config.strict():
+            raise err
+        if f"metric:{name}" not in self._warned:
+            self._warned.add(f"metric:{name}")
+            warnings.warn(str(err), ModelTrackWarning, stacklevel=4)
+        return None
+
+    def set_metric_goal(self, name: str, goal: str) -> None:
+        """Say whether lower (``"min"``) or higher (``"max"``) ``name`` is better."""
+        if goal not in ("min", "max"):
+            raise ModelTrackError(f"metric goal must be 'min' or 'max', got {goal!r}")
+        self._goals[name] = goal
+        self._record({"type": "goal", "name": name, "goal": goal})
+
+    def log_data(self, name: str, data: Any) -> dict[str, Any]:
+        """Record a fingerprint (exact hash, shape, dtype) of a dataset fed to training.
+
+        Returns:
+            the record: ``{"name", "fingerprint", "shape", "dtype", "pytype"}``.
+        """
+        from .capture.data import fingerprint
+
+        self._check_open("log_data")
+        info = {"name": str(name), **fingerprint(data)}
+        self._record({"type": "data", **info})
+        return info
+
+    def log_data_info(self, name: str, **info: Any) -> None:
+        """Record what is known of a dataset that cannot be hashed (sizes only, say why)."""
+        self._check_open("log_data_info")
+        self._record({"type": "data", "name": str(name), "fingerprint": None, "shape": None, **to_json_value(info)})
+
+    def log_artifact(self, path: str | os.PathLike[str], kind: str = "artifact", name: str | None = None, *,
+                     step: int | None = None, epoch: int | None = None, best: bool | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Store a file or directory in the version, by content hash (stored once however
+        often it is logged).
+
+        Args:
+            path: local file or directory.
+            kind: ``"model"``, ``"checkpoint"``, ``"artifact"``, … (free text).
+            name: path inside the version (default: the file or directory name). Must be
+                relative and stay inside the version.
+            best: mark this artifact as the best of its kind.
+
+        Returns:
+            one record per file stored: ``{"path", "sha256", "size", "kind", …}``.
+
+        Raises:
+            ArtifactPathError: ``name`` escapes the version, or a symlink in a logged
+                directory points outside it.
+            FileNotFoundError: ``path`` does not exist.
+        """
+        self._check_open("log_artifact")
+        src = Path(path)
+        if not src.exists():
+            raise FileNotFoundError(f"artifact {str(path)!r} does not exist; log a file or directory that exists")
+        base = safe_artifact_path(name if name is not None else src.resolve().name)
+        files: list[tuple[Path, str]] = []
+        if src.is_dir():
+            root = src.resolve()
+            for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+                dirnames.sort()
+                for fname in sorted(filenames):
+                    f = Path(dirpath) / fname
+                    real = f.resolve()
+                    if f.is_symlink() and not real.is_relative_to(root):
+                        raise ArtifactPathError(
+                            f"{f} is a symlink to {real}, outside the directory being logged; "
+                            f"copy the file in or remove the link",
+                            path=str(f),
+                        )
+                    rel = f.relative_to(src).as_posix()
+                    files.append((real, f"{base}/{rel}"))
+        else:
+            files.append((src, base))
+        out = []
+        for f, rel in files:
+            sha, size = self._put_blob(f)
+            rec: dict[str, Any] = {"path": rel, "sha256": sha, "size": size, "kind": kind, "time": now_iso()}
+            if step is not None:
+                rec["step"] = int(step)
+            if epoch is not None:
+                rec["epoch"] = int(epoch)
+            if best:
+                rec["best"] = True
+            if metadata:
+                rec["metadata"] = to_json_value(dict(metadata))
+            out.append(rec)
+        self._record(*({"type": "artifact", **r} for r in out))
+        return out
+
+    def _put_blob(self, path: Path) -> tuple[str, int]:
+        sha, size = file_sha256(path)
+        key = blob_key(sha)
+        if not self.store.exists(key):
+            self.store.put_file(key, path)
+        return sha, size
+
+    def release_artifact(self, name: str) -> None:
+        """Drop an artifact from the version (e.g. a checkpoint evicted from the top-k);
+        ``gc`` frees its content when nothing else references it."""
+        self._check_open("release_artifact")
+        self._record({"type": "release", "path": safe_artifact_path(name)})
+
+    def mark_best(self, name: str, kind: str | None = None) -> None:
+        """Mark an already logged artifact as the best of its kind."""
+        self._record({"type": "best", "path": safe_artifact_path(name), **({"kind": kind} if kind else {})})
+
+    def set_tags(self, tags: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Set tags: ``set_tags(experimental=None, dataset="v2")``. ``None`` is a bare label."""
+        self.repo.set_tags((self.model, self.number), {**(tags or {}), **kwargs})
+
+    def set_notes(self, text: str | None) -> None:
+        """Set the release notes of this version."""
+        self.repo.set_notes((self.model, self.number), text)
+
+    def set_framework(self, name: str, **info: Any) -> None:
+        """Record which framework trained the model, and free-form facts about the run
+        (``architecture`` is compared by ``diff`` and the semantic label policy)."""
+        self._record({"type": "framework", "name": name})
+        if info:
+            self.log_info(**info)
+
+    def log_info(self, **info: Any) -> None:
+        """Record free-form facts (parameter counts, resumed-from, …) shown with the version."""
+        self._check_open("log_info")
+        self._record({"type": "info", "info": to_json_value(info)})
+
+    def set_parent(self, ref: str) -> None:
+        """Record that this run resumed from (or fine-tunes) another version."""
+        self._record({"type": "parent", "parent": ref})
+
+    # ------------------------------------------------------------------ writing
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise VersionStateError(
+                f"cannot {what} on {self.ref}: it is {self.status} and immutable; start a new "
+                f"version with modeltrack.start({self.model!r})"
+            )
+
+    def _record(self, *events: dict[str, Any]) -> None:
+        self._events.extend(events)
+        with self._write_lock:
+            self._record_seq += 1
+            key = vkey(self.model, self.number, f"records/{self._record_seq:06d}.json")
+        try:
+            self.store.write_json(key, list(events))
+        except ModelTrackError as exc:
+            self._pending_write_errors += 1
+            report(exc, f"recording {events[0].get('type')} of {self.ref}")
+
+    def flush(self) -> None:
+        """Publish buffered metric points now (as one chunk)."""
+        with self._lock:
+            buf, self._buf = self._buf, []
+        if not buf:
+            return
+        chunk: dict[str, dict[str, list[Any]]] = {}
+        for name, step, epoch, value, t in buf:
+            cols = chunk.get(name)
+            if cols is None:
+                cols = chunk[name] = {"step": [], "epoch": [], "value": [], "time": []}
+            cols["step"].append(step)
+            cols["epoch"].append(epoch)
+            cols["value"].append(value)
+            cols["time"].append(round(t, 3))
+        for name, cols in chunk.items():
+            dst = self._series.get(name)
+            if dst is None:
+                self._series[name] = {k: list(v) for k, v in cols.items()}
+            else:
+                for k in dst:
+                    dst[k].extend(cols[k])
+        with self._write_lock:
+            self._chunk_seq += 1
+            key = vkey(self.model, self.number, f"metrics/{self._chunk_seq:06d}.json")
+            try:
+                self.store.write_json(key, chunk)
+            except ModelTrackError as exc:
+                # Keep the points: they are in self._series and go out with series.json.
+                self._pending_write_errors += 1
+                report(exc, f"flushing metrics of {self.ref}")
+
+    def _beat(self) -> None:
+        self._last_beat = time.monotonic()
+        try:
+            self.store.write_json(vkey(self.model, self.number, "heartbeat.json"), {"time": now_iso()})
+        except ModelTrackError as exc:
+            report(exc, f"heartbeat of {self.ref}")
+
+    def _background(self) -> None:
+        try:
+            self._capture_environment()
+        except Exception as exc:  # noqa: BLE001 - capture must never fail a run
+            warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
+        finally:
+            self._env_done.set()
+        interval = config.flush_interval()
+        beat_every = config.heartbeat_interval()
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.flush()
+                if time.monotonic() - self._last_beat >= beat_every:
+                    self._beat()
+            except Exception as exc:  # noqa: BLE001 - the flusher must survive anything
+                warnings.warn(f"modeltrack: background flush failed: {exc}", ModelTrackWarning, stacklevel=1)
+
+    def _capture_environment(self) -> None:
+        from .capture.env import collect
+
+        env, diff = collect()
+        if diff:
+            env["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
+            env["diff_size"] = len(diff)
+            self.store.write(vkey(self.model, self.number, "code.diff"), diff.encode())
+        self._env_record = env
+        self.store.write_json(vkey(self.model, self.number, "environment.json"), env)
+
+    # ------------------------------------------------------------------ ending
+    def finish(self, status: str = FINISHED, error: str | None = None) -> None:
+        """End the version: publish everything and make it immutable.
+
+        A second call is a no-op with a warning (the first outcome stands).
+        """
+        if self._closed:
+            warnings.warn(
+                f"modeltrack: {self.ref} is already {self.status}; finish() again does nothing",
+                ModelTrackWarning,
+                stacklevel=2,
+            )
+            return
+        self._closed = True
+        self.status = status
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(self)
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+        try:
+            self.flush()
+            self._write_final(status, error)
+        except ModelTrackError as exc:
+            report(exc, f"finishing {self.ref}")
+
+    def fail(self, exc: BaseException | str | None = None) -> None:
+        """End the version as ``failed``, recording the exception's traceback (or a reason)."""
+        if isinstance(exc, BaseException):
+            error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        else:
+            error = exc or "failed"
+        self.finish(FAILED, error)
+
+    def _write_final(self, status: str, error: str | None) -> None:
+        rec = consolidate(self._events)
+        metrics = {}
+        for name, cols in self._series.items():
+            goal = self._goals.get(name) or metric_goal(name)
+            vals = cols["value"]
+            metrics[name] = {"last": vals[-1] if vals else None, "best": best_of(vals, goal), "goal": goal, "count": len(vals)}
+        claim = self.repo.claim(self.model, self.number)
+        final: dict[str, Any] = {
+            "status": status,
+            "created_at": claim.get("created_at"),
+            "finished_at": now_iso(),
+            "error": error,
+            **rec,
+            "metrics": metrics,
+        }
+        if status == FINISHED:
+            final["changes"], final["label"] = self._changelog(final)
+        self.store.write_json(vkey(self.model, self.number, "series.json"), self._series)
+        self.store.create_json(vkey(self.model, self.number, "final.json"), final)
+        for name in self.store.list(vkey(self.model, self.number, "metrics")):
+            self.store.delete(vkey(self.model, self.number, f"metrics/{name}"))
+
+    def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """Diff against the previous finished version, and the semantic label it implies."""
+        try:
+            prev = next(
+                (n for n in reversed(self.repo.version_numbers(self.model)) if n < self.number
+                 and self.repo.status(self.model, n) == FINISHED),
+                None,
+            )
+            if prev is None:
+                return None, "1.0.0"
+            pv = self.repo.version((self.model, prev), series=False)
+            me = {
+                "model": self.model, "version": self.number, "params": final["params"], "data": final["data"],
+                "metrics": {k: {"last": v["last"]} for k, v in final["metrics"].items()},
+                "environment": self._env_record or {}, "info": final.get("info", {}), "framework": final.get("framework"),
+            }
+            d = diff_records(pv, me)
+            part = semver_bump(d)
+            return {"against": prev, "bump": part, **{k: d[k] for k in ("params", "data", "code", "architecture")},
+                    "packages": d["packages"]}, bump_label(pv.get("label"), part)
+        except Exception as exc:  # noqa: BLE001 - the changelog is a courtesy
+            warnings.warn(f"modeltrack: changelog of {self.ref} failed: {exc}", ModelTrackWarning, stacklevel=2)
+            return None, "1.0.0"
+
+    def __enter__(self) -> Version:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._closed:
+            return
+        if exc is None:
+            self.finish()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.fail("interrupted")
+        else:
+            self.fail(exc)
+
+
+def safe_artifact_path(name: str | os.PathLike[str]) -> str:
+    """Validate a path inside a version: relative, no ``..``, no drive or backslash."""
+    text = os.fspath(name)
+    p = PurePosixPath(text)
+    if (not text or text.startswith(("/", "\\")) or "\\" in text or ":" in text.split("/")[0]
+            or any(part in ("..", "") for part in text.split("/")) or p.is_absolute()):
+        raise ArtifactPathError(
+            f"artifact path {text!r} would escape the version; use a relative path without '..' "
+            f"(e.g. 'checkpoints/best.ckpt')",
+            path=text,
+        )
+    return p.as_posix()
+
+
+def start(model: str | None = None, params: Mapping[str, Any] | None = None, *, store: Store | str | None = None,
+          tags: Mapping[str, Any] | None = None, framework: str | None = None, parent: str | None = None) -> Version:
+    """Start recording a new version of ``model``.
+
+    Args:
+        model: model name; default ``MODELTRACK_MODEL`` or the running script's name.
+        params: hyperparameters (see :meth:`Version.log_params`).
+        store: store URI or object; default ``MODELTRACK_STORE`` (``./.modeltrack``).
+        tags: initial tags.
+        framework: which framework trains it.
+        parent: reference of a version this run continues.
+
+    Returns:
+        the running :class:`Version`; use it as a context manager or call ``finish()``.
+
+    Raises:
+        InvalidNameError: bad model name. StoreError: the store cannot be written.
+
+    Example:
+        >>> with start("churn", params={"lr": 0.01}) as v:
+        ...     v.log_metrics({"loss": 0.3}, epoch=0)
+    """
+    name = check_model_name(model or default_model_name())
+    repo = Repo(store)
+    ident = process_identity()
+    number = repo.allocate(name, {"created_at": now_iso(), "writer": ident, "model": name})
+    v = Version(repo, name, number, ident)
+    _install_hooks()
+    with _ACTIVE_LOCK:
+        _ACTIVE.add(v)
+    v._thread.start()
+    if params:
+        v.log_params(params)
+    if framework:
+        v.set_framework(framework)
+    if parent:
+        v.set_parent(parent)
+    if tags:
+        v.set_tags(tags)
+    v._beat()
+    return v
+
+
+def default_model_name() -> str:
+    """``MODELTRACK_MODEL``, else the running script's file name, else ``"model"``."""
+    import re
+
+    env = config.model_name()
+    if env:
+        return env
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", script).strip("-._")[:128]
+    return cleaned or "model"
+
+
+def active_versions() -> list[Version]:
+    """Versions of this process that are still running."""
+    with _ACTIVE_LOCK:
+        return list(_ACTIVE)
+
+
+def _install_hooks() -> None:
+    """At exit, finish versions left running (failed if an exception ended the program)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous: Callable[..., Any] = sys.excepthook
+
+    def hook(et: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        global _last_uncaught
+        _last_uncaught = exc
+        previous(et, exc, tb)
+
+    sys.excepthook = hook
+    atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    for v in active_versions():
+        try:
+            if _last_uncaught is not None:
+                v.fail(_last_uncaught)
+            else:
+                v.finish()
+        except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
+            sys.stderr.write(f"modeltrack: could not finish {v.ref} at exit: {exc}\n")
+
+
+def iter_points(series: Mapping[str, Mapping[str, list[Any]]]) -> Iterator[tuple[str, int, int | None, float]]:
+    """Flatten a series mapping into ``(name, step, epoch, value)`` tuples."""
+    for name, cols in series.items():
+        for s, e, v in zip(cols["step"], cols["epoch"], cols["value"]):
+            yield name, s, e, v
+
+
+__all__ = ["Version", "active_versions", "default_model_name", "iter_points", "report", "safe_artifact_path", "start"]
