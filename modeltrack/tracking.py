@@ -536,7 +536,7 @@ def start(model: str | None = None, params: Mapping[str, Any] | None = None, *, 
         >>> with start("churn", params={"lr": 0.01}) as v:
         ...     v.log_metrics({"loss": 0.3}, epoch=0)
     """
-    name = check_model_name(model or default_model_name())
+    name = check_model_name(default_model_name() if model is None else model)
     repo = Repo(store)
     ident = process_identity()
     number = repo.allocate(name, {"created_at": now_iso(), "writer": ident, "model": name})

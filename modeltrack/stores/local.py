@@ -25,6 +25,13 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class LocalStore(Store):
     """A store in a local directory (created on first write)."""
 
@@ -54,8 +61,12 @@ class LocalStore(Store):
     def _write_tmp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_name(path)
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
         return tmp
 
     def read(self, key: str) -> bytes:
@@ -69,7 +80,11 @@ class LocalStore(Store):
         path = self._path(key)
         try:
             tmp = self._write_tmp(path, data)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
         except OSError as exc:
             raise self._oserror(exc, key) from exc
 
@@ -147,8 +162,12 @@ class LocalStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp_name(path)
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, path)
+            try:
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
         except OSError as exc:
             raise self._oserror(exc, key) from exc
 

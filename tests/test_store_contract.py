@@ -1,0 +1,92 @@
+"""The Store contract, run unchanged against every backend (local, memory, S3)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from modeltrack.errors import KeyNotFound
+from modeltrack.stores import open_store
+
+
+def test_write_read_overwrite(any_store: str) -> None:
+    s = open_store(any_store)
+    s.write("a/b/c.json", b"one")
+    assert s.read("a/b/c.json") == b"one"
+    s.write("a/b/c.json", b"two")
+    assert s.read("a/b/c.json") == b"two"
+    assert s.exists("a/b/c.json")
+    assert not s.exists("a/b/missing")
+
+
+def test_read_missing_raises_keynotfound(any_store: str) -> None:
+    s = open_store(any_store)
+    with pytest.raises(KeyNotFound):
+        s.read("nope/x")
+
+
+def test_create_only_if_absent(any_store: str) -> None:
+    s = open_store(any_store)
+    assert s.create("k/claim", b"first") is True
+    assert s.create("k/claim", b"second") is False
+    assert s.read("k/claim") == b"first"
+
+
+def test_racing_creates_have_one_winner(any_store: str) -> None:
+    s = open_store(any_store)
+    wins: list[int] = []
+
+    def attempt(i: int) -> None:
+        if s.create("race/key", str(i).encode()):
+            wins.append(i)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert s.read("race/key") == str(wins[0]).encode()
+
+
+def test_list_direct_children(any_store: str) -> None:
+    s = open_store(any_store)
+    for key in ("m/v/1/a", "m/v/1/b", "m/v/2/a", "m/v/10/x/y", "m/other"):
+        s.write(key, b"x")
+    assert s.list("m/v") == ["1", "10", "2"]
+    assert s.list("m") == ["other", "v"]
+    assert s.list("m/v/1") == ["a", "b"]
+    assert s.list("does/not/exist") == []
+
+
+def test_walk_and_delete(any_store: str) -> None:
+    s = open_store(any_store)
+    for key in ("w/1/a", "w/1/b", "w/2/c"):
+        s.write(key, b"x")
+    assert sorted(s.walk("w")) == ["w/1/a", "w/1/b", "w/2/c"]
+    s.delete("w/1/a")
+    s.delete("w/1/a")  # absent keys are ignored
+    assert sorted(s.walk("w")) == ["w/1/b", "w/2/c"]
+
+
+def test_files_roundtrip_and_checksum(any_store: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    s = open_store(any_store)
+    src = tmp_path / "blob.bin"
+    payload = bytes(range(256)) * 4096
+    src.write_bytes(payload)
+    s.put_file("blobs/x", src)
+    assert s.size("blobs/x") == len(payload)
+    assert s.sha256("blobs/x") == hashlib.sha256(payload).hexdigest()
+    dst = tmp_path / "out" / "copy.bin"
+    s.get_file("blobs/x", dst)
+    assert dst.read_bytes() == payload
+
+
+def test_keys_cannot_escape(any_store: str) -> None:
+    s = open_store(any_store)
+    for bad in ("../x", "/abs", "a/../b", "a//b", ""):
+        with pytest.raises(ValueError):
+            s.write(bad, b"x")
