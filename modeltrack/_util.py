@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from datetime import datetime, timezone
 from typing import Any
 
@@ -52,6 +51,11 @@ def json_number(value: Any) -> Any:
     return value
 
 
+def hostname() -> str:
+    """This machine's host name (``os.uname``; importing ``socket`` costs import time)."""
+    return os.uname().nodename
+
+
 def _boot_id() -> str | None:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -76,12 +80,12 @@ def _proc_start(pid: int) -> str | None:
 def process_identity() -> dict[str, Any]:
     """Who is writing: host, boot, pid and the pid's start time (guards against pid reuse)."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid, "pid_start": _proc_start(pid)}
+    return {"host": hostname(), "boot_id": _boot_id(), "pid": pid, "pid_start": _proc_start(pid)}
 
 
 def process_alive(ident: dict[str, Any]) -> bool | None:
     """True/False when ``ident`` is a process of this machine (same boot), else None."""
-    if ident.get("host") != socket.gethostname():
+    if ident.get("host") != hostname():
         return None
     boot = _boot_id()
     if boot is not None and ident.get("boot_id") not in (None, boot):

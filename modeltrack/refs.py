@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import InvalidNameError
 
@@ -42,14 +41,25 @@ def check_alias_name(name: object) -> str:
     return name
 
 
-@dataclass(frozen=True)
 class Ref:
     """A parsed reference: ``version`` for ``@3``/``@v3``, ``alias`` for ``@name``, neither
     for the latest finished version."""
 
-    model: str
-    version: int | None = None
-    alias: str | None = None
+    __slots__ = ("alias", "model", "version")
+
+    def __init__(self, model: str, version: int | None = None, alias: str | None = None) -> None:
+        self.model = model
+        self.version = version
+        self.alias = alias
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ref) and (self.model, self.version, self.alias) == (other.model, other.version, other.alias)
+
+    def __hash__(self) -> int:
+        return hash((self.model, self.version, self.alias))
+
+    def __repr__(self) -> str:
+        return f"Ref(model={self.model!r}, version={self.version!r}, alias={self.alias!r})"
 
     def __str__(self) -> str:
         if self.version is not None:

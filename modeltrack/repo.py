@@ -5,6 +5,8 @@ Layout (identical on every backend, so stores can be copied key by key)::
     FORMAT                                   {"format": 1}
     blobs/sha256/ab/abcdef…                  artifact contents, by content hash
     models/NAME/aliases/00000001.json        append-only alias history (create-if-absent)
+    models/NAME/tags/00000001.json           append-only tag changes {version, tags}
+    models/NAME/deleted/N                    tombstone left by gc (numbers are never reused)
     models/NAME/versions/N/claim.json        allocates N (create-if-absent), who and when
     models/NAME/versions/N/environment.json  python, packages, git, …
     models/NAME/versions/N/code.diff         dirty diff of tracked files, if any
@@ -13,9 +15,11 @@ Layout (identical on every backend, so stores can be copied key by key)::
     models/NAME/versions/N/heartbeat.json    last sign of life of the writer
     models/NAME/versions/N/series.json       all metric points, written at the end
     models/NAME/versions/N/final.json        status and the consolidated record (immutable)
-    models/NAME/versions/N/tags.json         mutable: tags
     models/NAME/versions/N/notes.json        mutable: release notes
-    models/NAME/versions/N/deleted.json      tombstone left by gc (numbers are never reused)
+
+Finished versions never change (tags, notes and aliases live outside ``final.json``), so
+their summaries are cached in a local SQLite index (:mod:`modeltrack.index`) that can be
+deleted at any time and is rebuilt from the files.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class Repo:
     def __init__(self, store: Store | str | None = None) -> None:
         self.store = open_store(store if store is not None else config.store_uri())
         self._format_ok = False
+        self.store_id: str | None = None
 
     # ------------------------------------------------------------------ format
     def check_format(self, *, create: bool = False) -> None:
@@ -93,11 +98,14 @@ class Repo:
                 )
             if not create:
                 return
+            import uuid
+
             self.store.check_writable()
-            self.store.create_json(FORMAT_KEY, {"format": FORMAT_VERSION, "created_at": now_iso()})
-            self._format_ok = True
-            return
+            if not self.store.create_json(FORMAT_KEY, {"format": FORMAT_VERSION, "id": uuid.uuid4().hex, "created_at": now_iso()}):
+                return self.check_format(create=create)  # another process created it first
+            fmt = self.store.read_json(FORMAT_KEY)
         version = fmt.get("format") if isinstance(fmt, dict) else None
+        self.store_id = fmt.get("id") if isinstance(fmt, dict) else None
         if not isinstance(version, int):
             raise StoreFormatError(f"{self.store.uri}/FORMAT has no format number; restore it", uri=self.store.uri)
         if version > FORMAT_VERSION:
@@ -117,7 +125,12 @@ class Repo:
         nums = sorted(n for n in (_num(x) for x in self.store.list(f"models/{model}/versions")) if n is not None)
         if include_deleted:
             return nums
-        return [n for n in nums if not self.store.exists(vkey(model, n, "deleted.json"))]
+        gone = self.deleted(model)
+        return [n for n in nums if n not in gone] if gone else nums
+
+    def deleted(self, model: str) -> set[int]:
+        """Numbers of versions of ``model`` deleted by gc."""
+        return {n for n in (_num(x) for x in self.store.list(f"models/{model}/deleted")) if n is not None}
 
     def allocate(self, model: str, claim: dict[str, Any]) -> int:
         """Claim the next version number atomically (create-if-absent, retry on conflict)."""
@@ -236,7 +249,7 @@ class Repo:
         """The full record of a version, in the shape of ``show --json``."""
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
         claim = self.claim(model, number)
-        if self.store.exists(vkey(model, number, "deleted.json")):
+        if self.store.exists(f"models/{model}/deleted/{number}"):
             raise VersionNotFoundError(f"{model}@v{number} was deleted by gc", ref=f"{model}@v{number}")
         final = self.final(model, number)
         if final is not None:
@@ -291,35 +304,53 @@ class Repo:
             "source": claim.get("source"),
         }
 
+    def summary(self, model: str, number: int, final: dict[str, Any]) -> dict[str, Any]:
+        """The listing row of a version that has ended (immutable, so cacheable)."""
+        return {
+            "status": final.get("status", FINISHED),
+            "created_at": final.get("created_at"),
+            "finished_at": final.get("finished_at"),
+            "metrics": {k: json_number(v.get("last")) for k, v in final.get("metrics", {}).items()},
+            "label": final.get("label"),
+        }
+
     def versions(self, model: str) -> list[dict[str, Any]]:
         """Summaries of every version of ``model``, oldest first (``versions --json``)."""
+        from . import index
+
         nums = self._require_model(model)
         aliases = self.aliases(model)
+        all_tags = self.all_tags(model)
         by_version: dict[int, list[str]] = {}
         for a, n in aliases.items():
             by_version.setdefault(n, []).append(a)
+        cache = index.open_index(f"{self.store.uri}#{self.store_id}") if self.store_id else None
+        cached = cache.get_model(model) if cache else {}
+        fresh: list[tuple[int, dict[str, Any]]] = []
         out = []
         for n in nums:
-            try:
-                final = self.final(model, n)
-                if final is not None:
-                    status = final.get("status", FINISHED)
-                    created, finished = final.get("created_at"), final.get("finished_at")
-                    last = {k: json_number(v.get("last")) for k, v in final.get("metrics", {}).items()}
-                    label = final.get("label")
-                else:
-                    claim = self.claim(model, n)
-                    status = self._live_status(model, n, claim)
-                    created, finished, label = claim.get("created_at"), None, None
-                    last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
-                tags = self.tags(model, n)
-            except CorruptRecordError as exc:
-                status, created, finished, last, tags, label = "corrupt", None, None, {}, {}, None
-                _warn(f"{model}@v{n}: {exc}")
+            row = cached.get(n)
+            if row is None:
+                try:
+                    final = self.final(model, n)
+                    if final is not None:
+                        row = self.summary(model, n, final)
+                        fresh.append((n, row))
+                    else:
+                        claim = self.claim(model, n)
+                        last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
+                        row = {"status": self._live_status(model, n, claim), "created_at": claim.get("created_at"),
+                               "finished_at": None, "metrics": last, "label": None}
+                except CorruptRecordError as exc:
+                    row = {"status": "corrupt", "created_at": None, "finished_at": None, "metrics": {}, "label": None}
+                    _warn(f"{model}@v{n}: {exc}")
             out.append({
-                "version": n, "status": status, "created_at": created, "finished_at": finished,
-                "aliases": sorted(by_version.get(n, [])), "tags": tags, "metrics": last, "label": label,
+                "version": n, "status": row["status"], "created_at": row["created_at"],
+                "finished_at": row["finished_at"], "aliases": sorted(by_version.get(n, [])),
+                "tags": all_tags.get(n, {}), "metrics": row["metrics"], "label": row["label"],
             })
+        if cache and fresh:
+            cache.put_many(model, fresh)
         return out
 
     def models_summary(self) -> list[dict[str, Any]]:
@@ -355,18 +386,28 @@ class Repo:
         return max(known) if known else None
 
     # ------------------------------------------------------------------ tags and notes
+    def all_tags(self, model: str) -> dict[int, dict[str, str | None]]:
+        """Current tags of every tagged version of ``model`` (one read per tag change)."""
+        prefix = f"models/{model}/tags"
+        out: dict[int, dict[str, str | None]] = {}
+        for name in self.store.list(prefix):
+            if name.endswith(".json"):
+                ev = self.store.read_json(f"{prefix}/{name}")
+                out[int(ev["version"])] = ev["tags"]
+        return out
+
     def tags(self, model: str, number: int) -> dict[str, str | None]:
-        return self.store.read_json_or(vkey(model, number, "tags.json"), {})
+        return self.all_tags(model).get(number, {})
 
     def set_tags(self, ref: str | tuple[str, int], tags: dict[str, Any], remove: Iterable[str] = ()) -> dict[str, str | None]:
         """Add/replace tags (``None`` value = a bare label) and remove others."""
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
-        current = self.tags(model, number)
+        current = dict(self.tags(model, number))
         for key, value in tags.items():
             current[check_tag(key)] = None if value is None else str(value)
         for key in remove:
             current.pop(key, None)
-        self.store.write_json(vkey(model, number, "tags.json"), current)
+        self._append_event(f"models/{model}/tags", {"version": number, "tags": current})
         return current
 
     def notes(self, model: str, number: int) -> str | None:
@@ -396,7 +437,10 @@ class Repo:
         return dict(sorted(current.items()))
 
     def _append_alias_event(self, model: str, event: dict[str, Any]) -> dict[str, Any]:
-        prefix = f"models/{model}/aliases"
+        return self._append_event(f"models/{model}/aliases", event)
+
+    def _append_event(self, prefix: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Append to an event log: the next sequence number, claimed create-if-absent."""
         names = [n for n in self.store.list(prefix) if n.endswith(".json")]
         seq = int(names[-1].split(".")[0]) + 1 if names else 1
         while True:
@@ -469,9 +513,7 @@ class Repo:
                 f"{model}@{alias} has no earlier holder to roll back to (it was first set to "
                 f"v{last.get('to')}); use `modeltrack alias rm {model} {alias}` to remove it"
             )
-        if not self.store.exists(vkey(model, int(previous), "claim.json")) or self.store.exists(
-            vkey(model, int(previous), "deleted.json")
-        ):
+        if not self.store.exists(vkey(model, int(previous), "claim.json")) or int(previous) in self.deleted(model):
             raise VersionNotFoundError(f"{model}@v{previous}, the previous holder of {alias!r}, was deleted")
         return self._append_alias_event(
             model, {"alias": alias, "from": current, "to": int(previous), "action": "rollback", "reason": f"rollback of seq {last['seq']}"}
@@ -525,7 +567,7 @@ class Repo:
                     for key in list(self.store.walk(prefix)):
                         if not key.endswith("/claim.json"):
                             self.store.delete(key)
-                    self.store.write_json(vkey(model, n, "deleted.json"), {"time": now_iso()})
+                    self.store.write_json(f"models/{model}/deleted/{n}", {"time": now_iso()})
                 deleted.append(f"{model}@v{n}")
         refs = self.referenced_blobs()
         removed, freed = [], 0

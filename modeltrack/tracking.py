@@ -10,14 +10,11 @@ the last flush readable, and the version reads as ``crashed``.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import sys
 import threading
 import time
-import traceback
 import warnings
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -39,8 +36,9 @@ from .repo import FAILED, FINISHED, RUNNING, Repo, blob_key, bump_label, consoli
 from .stores import Store
 from .stores.base import file_sha256
 
-_ACTIVE: weakref.WeakSet[Version] = weakref.WeakSet()
+_ACTIVE: set[Version] = set()  # kept alive until finished, so exit can finish them
 _ACTIVE_LOCK = threading.Lock()
+_FLOATS = frozenset({float})
 _hooks_installed = False
 _last_uncaught: BaseException | None = None
 
@@ -65,13 +63,14 @@ class Version:
 
     def __init__(self, repo: Repo, model: str, number: int, identity: dict[str, Any]) -> None:
         self.repo = repo
-        self.store: Store = repo.store
+        # Remote stores hand out a spooling writer: training never waits on the network.
+        self.store: Store = repo.store.writer()
         self.model = model
         self.number = number
         self.status = RUNNING
         self._identity = identity
         self._lock = threading.Lock()
-        self._buf: list[tuple[str, int, int | None, float, float]] = []
+        self._buf: list[tuple[int, int | None, float, dict[str, float]]] = []
         self._series: dict[str, dict[str, list[Any]]] = {}
         self._chunk_seq = 0
         self._record_seq = 0
@@ -88,9 +87,11 @@ class Version:
         self._stop = threading.Event()
         self._env_done = threading.Event()
         self._env_record: dict[str, Any] | None = None
-        self._last_beat = 0.0
+        self._last_beat = time.monotonic()  # the claim counts as the first beat
         self._pending_write_errors = 0
+        self._claim: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
+        self._env_thread = threading.Thread(target=self._capture_in_background, name=f"modeltrack-env-v{number}", daemon=True)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -134,33 +135,41 @@ class Version:
         skipped with a warning (an error in strict mode)."""
         if self._closed:
             self._check_open("log_metrics")
-        t = time.time()
         if step is None:
             self._step += 1
             step = self._step
-        else:
+        elif type(step) is not int:
             step = int(step)
-            if self._last_step is not None and step < self._last_step and "step" not in self._warned:
-                self._warned.add("step")
-                warnings.warn(
-                    f"modeltrack: {self.ref} step went backwards ({step} after {self._last_step}); "
-                    f"points are kept in the order logged",
-                    ModelTrackWarning,
-                    stacklevel=2,
-                )
+        last = self._last_step
+        if last is not None and step < last:
+            self._backwards(step, last)
         self._last_step = step
-        if epoch is not None and epoch != self._epoch:
+        if epoch != self._epoch and epoch is not None:
+            epoch = int(epoch)
             if self._epoch is not None:
                 self._wake.set()  # epoch boundary: publish what the last epoch logged
             self._epoch = epoch
+        # Hot path: one C-level type scan and a dict copy; anything but floats takes the slow path.
+        values = dict(metrics) if _FLOATS.issuperset(map(type, metrics.values())) else self._coerce_all(metrics)
         with self._lock:
-            append = self._buf.append
-            for name, value in metrics.items():
-                if type(value) is not float:
-                    value = self._coerce(name, value)
-                    if value is None:
-                        continue
-                append((name, step, epoch, value, t))
+            self._buf.append((step, epoch, time.time(), values))
+
+    def _backwards(self, step: int, last: int) -> None:
+        if "step" not in self._warned:
+            self._warned.add("step")
+            warnings.warn(
+                f"modeltrack: {self.ref} step went backwards ({step} after {last}); points are kept in the order logged",
+                ModelTrackWarning,
+                stacklevel=3,
+            )
+
+    def _coerce_all(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        out = {}
+        for name, value in metrics.items():
+            value = value if type(value) is float else self._coerce(name, value)
+            if value is not None:
+                out[str(name)] = value
+        return out
 
     def log_metric(self, name: str, value: Any, step: int | None = None, epoch: int | None = None) -> None:
         """Record one metric value (see :meth:`log_metrics`)."""
@@ -333,21 +342,24 @@ class Version:
             self._pending_write_errors += 1
             report(exc, f"recording {events[0].get('type')} of {self.ref}")
 
-    def flush(self) -> None:
-        """Publish buffered metric points now (as one chunk)."""
+    def flush(self, *, publish: bool = True) -> None:
+        """Publish buffered metric points now (as one chunk); ``publish=False`` only moves
+        them into the in-memory series (``finish`` writes them all at once)."""
         with self._lock:
             buf, self._buf = self._buf, []
         if not buf:
             return
         chunk: dict[str, dict[str, list[Any]]] = {}
-        for name, step, epoch, value, t in buf:
-            cols = chunk.get(name)
-            if cols is None:
-                cols = chunk[name] = {"step": [], "epoch": [], "value": [], "time": []}
-            cols["step"].append(step)
-            cols["epoch"].append(epoch)
-            cols["value"].append(value)
-            cols["time"].append(round(t, 3))
+        for step, epoch, t, values in buf:
+            t = round(t, 3)
+            for name, value in values.items():
+                cols = chunk.get(name)
+                if cols is None:
+                    cols = chunk[name] = {"step": [], "epoch": [], "value": [], "time": []}
+                cols["step"].append(step)
+                cols["epoch"].append(epoch)
+                cols["value"].append(value)
+                cols["time"].append(t)
         for name, cols in chunk.items():
             dst = self._series.get(name)
             if dst is None:
@@ -355,6 +367,8 @@ class Version:
             else:
                 for k in dst:
                     dst[k].extend(cols[k])
+        if not publish:
+            return
         with self._write_lock:
             self._chunk_seq += 1
             key = vkey(self.model, self.number, f"metrics/{self._chunk_seq:06d}.json")
@@ -372,13 +386,15 @@ class Version:
         except ModelTrackError as exc:
             report(exc, f"heartbeat of {self.ref}")
 
-    def _background(self) -> None:
+    def _capture_in_background(self) -> None:
         try:
             self._capture_environment()
         except Exception as exc:  # noqa: BLE001 - capture must never fail a run
             warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
         finally:
             self._env_done.set()
+
+    def _background(self) -> None:
         interval = config.flush_interval()
         beat_every = config.heartbeat_interval()
         while not self._stop.is_set():
@@ -398,6 +414,8 @@ class Version:
 
         env, diff = collect()
         if diff:
+            import hashlib
+
             env["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
             env["diff_size"] = len(diff)
             self.store.write(vkey(self.model, self.number, "code.diff"), diff.encode())
@@ -423,17 +441,22 @@ class Version:
             _ACTIVE.discard(self)
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=60)
+        for thread in (self._thread, self._env_thread):
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout=60)
         try:
-            self.flush()
+            self.flush(publish=False)
             self._write_final(status, error)
         except ModelTrackError as exc:
             report(exc, f"finishing {self.ref}")
+        # Bounded wait for spooled uploads (remote stores); what is left goes up with `modeltrack sync`.
+        self.store.drain(config.upload_timeout())
 
     def fail(self, exc: BaseException | str | None = None) -> None:
         """End the version as ``failed``, recording the exception's traceback (or a reason)."""
         if isinstance(exc, BaseException):
+            import traceback
+
             error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         else:
             error = exc or "failed"
@@ -446,7 +469,7 @@ class Version:
             goal = self._goals.get(name) or metric_goal(name)
             vals = cols["value"]
             metrics[name] = {"last": vals[-1] if vals else None, "best": best_of(vals, goal), "goal": goal, "count": len(vals)}
-        claim = self.repo.claim(self.model, self.number)
+        claim = self._claim if self._claim is not None else self.repo.claim(self.model, self.number)
         final: dict[str, Any] = {
             "status": status,
             "created_at": claim.get("created_at"),
@@ -459,17 +482,27 @@ class Version:
             final["changes"], final["label"] = self._changelog(final)
         self.store.write_json(vkey(self.model, self.number, "series.json"), self._series)
         self.store.create_json(vkey(self.model, self.number, "final.json"), final)
-        for name in self.store.list(vkey(self.model, self.number, "metrics")):
-            self.store.delete(vkey(self.model, self.number, f"metrics/{name}"))
+        if self.repo.store_id:
+            from . import index
+
+            cache = index.open_index(f"{self.repo.store.uri}#{self.repo.store_id}")
+            if cache is not None:
+                cache.put_many(self.model, [(self.number, self.repo.summary(self.model, self.number, final))])
+        # The chunks this writer published (no listing: the store may be unreachable now).
+        for seq in range(1, self._chunk_seq + 1):
+            self.store.delete(vkey(self.model, self.number, f"metrics/{seq:06d}.json"))
 
     def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         """Diff against the previous finished version, and the semantic label it implies."""
         try:
-            prev = next(
-                (n for n in reversed(self.repo.version_numbers(self.model)) if n < self.number
-                 and self.repo.status(self.model, n) == FINISHED),
-                None,
-            )
+            gone = self.repo.deleted(self.model)
+            prev = None
+            for n in range(self.number - 1, 0, -1):
+                if n in gone:
+                    continue
+                if self.repo.store.exists(vkey(self.model, n, "claim.json")) and self.repo.status(self.model, n) == FINISHED:
+                    prev = n
+                    break
             if prev is None:
                 return None, "1.0.0"
             pv = self.repo.version((self.model, prev), series=False)
@@ -539,12 +572,15 @@ def start(model: str | None = None, params: Mapping[str, Any] | None = None, *, 
     name = check_model_name(default_model_name() if model is None else model)
     repo = Repo(store)
     ident = process_identity()
-    number = repo.allocate(name, {"created_at": now_iso(), "writer": ident, "model": name})
+    claim = {"created_at": now_iso(), "writer": ident, "model": name}
+    number = repo.allocate(name, claim)
     v = Version(repo, name, number, ident)
+    v._claim = {**claim, "version": number}
     _install_hooks()
     with _ACTIVE_LOCK:
         _ACTIVE.add(v)
     v._thread.start()
+    v._env_thread.start()
     if params:
         v.log_params(params)
     if framework:
@@ -553,7 +589,6 @@ def start(model: str | None = None, params: Mapping[str, Any] | None = None, *, 
         v.set_parent(parent)
     if tags:
         v.set_tags(tags)
-    v._beat()
     return v
 
 

@@ -142,7 +142,7 @@ def test_directory_that_is_not_a_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_corrupted_version_file(store_uri: str, damage: str) -> None:
+def test_corrupted_version_file(store_uri: str, damage: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(2):
         with mt.start("m", store=store_uri) as v:
             v.log_metrics({"loss": 1.0}, epoch=0)
@@ -151,7 +151,10 @@ def test_corrupted_version_file(store_uri: str, damage: str) -> None:
     final.write_bytes({"truncate": text[: len(text) // 2], "garbage": b"\x00\xff{", "empty": b""}[damage])
     with pytest.raises(CorruptRecordError, match="final.json is damaged.*verify"):
         mt.show("m@v1", store=store_uri)
-    # The rest of the store still reads, and the damaged version is listed as such.
+    # Listings keep working: from the summary index, and from the files alone, where the
+    # damaged version is listed as such.
+    assert [r["status"] for r in mt.versions("m", store=store_uri)] == ["finished", "finished"]
+    monkeypatch.setenv("MODELTRACK_INDEX", "0")
     with pytest.warns(Warning):
         rows = mt.versions("m", store=store_uri)
     assert [r["status"] for r in rows] == ["corrupt", "finished"]

@@ -68,7 +68,15 @@ def test_sigkill_mid_epoch_leaves_a_readable_crashed_version(any_store: str) -> 
     child = subprocess.Popen([sys.executable, "-c", CRASHER, any_store], env=env, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "epoch3"
-    time.sleep(0.3)  # a few more epochs, and a kill somewhere inside one
+    repo = mt.Repo(any_store)
+    deadline = time.time() + 60
+    seen: list[int] = []
+    while time.time() < deadline:  # wait until the store shows epochs 0..3 flushed
+        seen = repo.series("crashy", 1).get("loss", {}).get("epoch", [])
+        if seen and max(seen) >= 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.05)  # and kill somewhere inside a later epoch
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     rec = mt.show("crashy@v1", store=any_store)
@@ -77,7 +85,7 @@ def test_sigkill_mid_epoch_leaves_a_readable_crashed_version(any_store: str) -> 
     series = rec["metrics"]["loss"]["series"]
     epochs = [p["epoch"] for p in series]
     # Every epoch boundary flushed the epoch before it: whole epochs 0..k are there, in order.
-    assert epochs == sorted(epochs) and max(epochs) >= 3
+    assert epochs == sorted(epochs) and max(epochs) >= 3 and len(epochs) >= len(seen)
     complete = set(range(max(epochs)))
     for e in complete:
         assert epochs.count(e) == 50

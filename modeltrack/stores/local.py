@@ -38,6 +38,7 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.uri = str(self.root)
+        self._root = str(self.root).rstrip("/") or ""
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(
                 f"store path {self.root} is a file, not a directory; point MODELTRACK_STORE "
@@ -46,7 +47,11 @@ class LocalStore(Store):
             )
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        return Path(self._str(key))
+
+    def _str(self, key: str) -> str:
+        # String joins: pathlib costs ~20 us a call, which shows when listing 10,000 versions.
+        return self._root + "/" + check_key(key)
 
     def _oserror(self, exc: OSError, key: str) -> StoreError:
         if exc.errno in _NOT_WRITABLE:
@@ -71,7 +76,7 @@ class LocalStore(Store):
 
     def read(self, key: str) -> bytes:
         try:
-            with open(self._path(key), "rb") as f:
+            with open(self._str(key), "rb") as f:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyNotFound(key) from None
@@ -137,7 +142,7 @@ class LocalStore(Store):
             parent = parent.parent
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return os.path.isfile(self._str(key))
 
     def list(self, prefix: str) -> list[str]:
         path = self._path(prefix) if prefix else self.root
