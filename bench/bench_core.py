@@ -37,7 +37,12 @@ def import_time(module: str, runs: int) -> float:
 
 def bench_imports(runs: int) -> None:
     ours, theirs = import_time("modeltrack", runs), import_time("mlflow", runs)
-    row("import (median, fresh interpreter)", f"{ours * 1000:.0f} ms", f"{theirs * 1000:.0f} ms", f"{theirs / ours:.0f}x faster")
+    row(
+        "import (median, fresh interpreter)",
+        f"{ours * 1000:.0f} ms",
+        f"{theirs * 1000:.0f} ms",
+        f"{theirs / ours:.0f}x faster",
+    )
 
 
 def bench_metrics(tmp: Path, points: int, mlflow_seconds: float) -> None:
@@ -87,9 +92,24 @@ def bench_metrics(tmp: Path, points: int, mlflow_seconds: float) -> None:
             client.log_batch(run.info.run_id, metrics=batch)
             n += 1000
         batch_rate = n / (time.perf_counter() - t)
-    row(f"metric points/s, log_metrics x{per_call} (buffered)", f"{ours_buffered:,.0f}", f"{batch_rate:,.0f} batch", f"{ours_buffered / batch_rate:,.0f}x")
-    row("metric points/s incl. flush to disk at finish", f"{ours_total:,.0f}", f"{batch_rate:,.0f} batch", f"{ours_total / batch_rate:,.0f}x")
-    row("metric points/s, one log_metric call per point", f"{points / single:,.0f}", f"{one:,.0f}", f"{points / single / one:,.0f}x")
+    row(
+        f"metric points/s, log_metrics x{per_call} (buffered)",
+        f"{ours_buffered:,.0f}",
+        f"{batch_rate:,.0f} batch",
+        f"{ours_buffered / batch_rate:,.0f}x",
+    )
+    row(
+        "metric points/s incl. flush to disk at finish",
+        f"{ours_total:,.0f}",
+        f"{batch_rate:,.0f} batch",
+        f"{ours_total / batch_rate:,.0f}x",
+    )
+    row(
+        "metric points/s, one log_metric call per point",
+        f"{points / single:,.0f}",
+        f"{one:,.0f}",
+        f"{points / single / one:,.0f}x",
+    )
 
 
 def bench_versions(tmp: Path, count: int) -> None:
@@ -126,8 +146,18 @@ def bench_versions(tmp: Path, count: int) -> None:
             break
     theirs_list = time.perf_counter() - t
     assert len(found) == count
-    row(f"versions created/s ({count}, start+finish vs create_model_version)", f"{ours_create:,.0f}/s", f"{theirs_create:,.0f}/s", f"{ours_create / theirs_create:.1f}x")
-    row(f"list {count} versions", f"{ours_list * 1000:.0f} ms", f"{theirs_list * 1000:.0f} ms", f"{theirs_list / ours_list:.1f}x faster")
+    row(
+        f"versions created/s ({count}, start+finish vs create_model_version)",
+        f"{ours_create:,.0f}/s",
+        f"{theirs_create:,.0f}/s",
+        f"{ours_create / theirs_create:.1f}x",
+    )
+    row(
+        f"list {count} versions",
+        f"{ours_list * 1000:.0f} ms",
+        f"{theirs_list * 1000:.0f} ms",
+        f"{theirs_list / ours_list:.1f}x faster",
+    )
 
 
 def bench_listing(tmp: Path, count: int) -> None:
@@ -148,7 +178,12 @@ def bench_listing(tmp: Path, count: int) -> None:
         rows = mt.versions("bench-10k", store=store)
         times.append(time.perf_counter() - t)
     assert len(rows) == count
-    row(f"list {count} versions (index / files only)", f"{min(times) * 1000:.0f} ms", f"{cold * 1000:.0f} ms", "target <500")
+    row(
+        f"list {count} versions (index / files only)",
+        f"{min(times) * 1000:.0f} ms",
+        f"{cold * 1000:.0f} ms",
+        "target <500",
+    )
 
 
 def main() -> None:

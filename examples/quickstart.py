@@ -17,7 +17,9 @@ def train(lr: float, epochs: int = 20, seed: int = 0) -> None:
     y = (X @ w_true + 0.1 * rng.normal(size=512) > 0).astype(np.float64)
     X_train, X_val, y_train, y_val = X[:400], X[400:], y[:400], y[400:]
 
-    with mt.start("quickstart-logreg", params={"lr": lr, "epochs": epochs, "model": {"kind": "logreg", "features": 4}}) as v:
+    with mt.start(
+        "quickstart-logreg", params={"lr": lr, "epochs": epochs, "model": {"kind": "logreg", "features": 4}}
+    ) as v:
         v.log_data("train", X_train)
         v.log_data("val", X_val)
         w = np.zeros(4)
@@ -33,7 +35,9 @@ def train(lr: float, epochs: int = 20, seed: int = 0) -> None:
             eps = 1e-9
             v.log_metrics(
                 {
-                    "train_loss": float(-np.mean(y_train * np.log(p_tr + eps) + (1 - y_train) * np.log(1 - p_tr + eps))),
+                    "train_loss": float(
+                        -np.mean(y_train * np.log(p_tr + eps) + (1 - y_train) * np.log(1 - p_tr + eps))
+                    ),
                     "val_loss": float(-np.mean(y_val * np.log(p_va + eps) + (1 - y_val) * np.log(1 - p_va + eps))),
                     "val_acc": float(np.mean((p_va > 0.5) == y_val)),
                 },

@@ -26,11 +26,11 @@ from .api import (
     verify,
     versions,
 )
+from .autologging import autolog
 from .errors import ModelTrackError, ModelTrackWarning
 from .loading import load
 from .repo import Repo
 from .tracking import Version, active_versions, start
-from .autologging import autolog
 
 __version__ = "0.1.0"
 

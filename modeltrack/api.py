@@ -55,8 +55,15 @@ def alias_history(model: str, alias: str | None = None, store: StoreArg = None) 
     return Repo(store).alias_history(model, alias)
 
 
-def promote(ref: str, alias: str = "production", *, metric: str | None = None, mode: str | None = None,
-            reason: str | None = None, store: StoreArg = None) -> dict[str, Any]:
+def promote(
+    ref: str,
+    alias: str = "production",
+    *,
+    metric: str | None = None,
+    mode: str | None = None,
+    reason: str | None = None,
+    store: StoreArg = None,
+) -> dict[str, Any]:
     """Move ``alias`` to ``ref``; with ``metric``, refuse if ``ref`` is worse than the holder.
 
     Raises:
@@ -70,8 +77,14 @@ def rollback(model: str, alias: str = "production", store: StoreArg = None) -> d
     return Repo(store).rollback(model, alias)
 
 
-def tag(ref: str, tags: Mapping[str, Any] | None = None, *, remove: Iterable[str] = (), store: StoreArg = None,
-        **kwargs: Any) -> dict[str, str | None]:
+def tag(
+    ref: str,
+    tags: Mapping[str, Any] | None = None,
+    *,
+    remove: Iterable[str] = (),
+    store: StoreArg = None,
+    **kwargs: Any,
+) -> dict[str, str | None]:
     """Set (and remove) tags on a version; returns the tags now."""
     return Repo(store).set_tags(ref, {**(tags or {}), **kwargs}, remove)
 
@@ -94,8 +107,15 @@ def changelog(ref: str, against: str | None = None, store: StoreArg = None) -> d
     return repo.diff(against, (model, number))
 
 
-def gc(model: str | None = None, versions: Iterable[int] = (), *, force: bool = False, dry_run: bool = False,
-       grace_seconds: float = 3600.0, store: StoreArg = None) -> dict[str, Any]:
+def gc(
+    model: str | None = None,
+    versions: Iterable[int] = (),
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    grace_seconds: float = 3600.0,
+    store: StoreArg = None,
+) -> dict[str, Any]:
     """Delete named versions and unreferenced blobs (see :meth:`Repo.gc`)."""
     return Repo(store).gc(model, list(versions), force=force, dry_run=dry_run, grace_seconds=grace_seconds)
 
@@ -105,8 +125,9 @@ def verify(store: StoreArg = None) -> dict[str, Any]:
     return Repo(store).verify()
 
 
-def artifact_path(ref: str, path: str | None = None, *, kind: str | None = None, dest: str | None = None,
-                  store: StoreArg = None) -> str:
+def artifact_path(
+    ref: str, path: str | None = None, *, kind: str | None = None, dest: str | None = None, store: StoreArg = None
+) -> str:
     """A local file holding an artifact of ``ref`` (the named path, else the best/last of
     ``kind``); remote stores download it into ``dest`` or a cache directory."""
     from .loading import artifact_file

@@ -74,8 +74,16 @@ def cmd_models(args: argparse.Namespace) -> None:
     if not data:
         print("no models yet; train with modeltrack.start(...) or `modeltrack run -- python train.py`")
         return None
-    rows = [[m["name"], m["versions"], f"v{m['latest']}" if m["latest"] else None,
-             ", ".join(f"{a}=v{n}" for a, n in m["aliases"].items()), m["updated_at"]] for m in data]
+    rows = [
+        [
+            m["name"],
+            m["versions"],
+            f"v{m['latest']}" if m["latest"] else None,
+            ", ".join(f"{a}=v{n}" for a, n in m["aliases"].items()),
+            m["updated_at"],
+        ]
+        for m in data
+    ]
     print(table(rows, ["MODEL", "VERSIONS", "LATEST", "ALIASES", "UPDATED"]))
     return None
 
@@ -91,8 +99,10 @@ def cmd_versions(args: argparse.Namespace) -> None:
     rows = []
     for v in data:
         tags = ", ".join(k if val is None else f"{k}={val}" for k, val in v["tags"].items())
-        rows.append([f"v{v['version']}", v["status"], (v["created_at"] or "")[:19], ", ".join(v["aliases"]), tags]
-                    + [v["metrics"].get(k) for k in shown])
+        rows.append(
+            [f"v{v['version']}", v["status"], (v["created_at"] or "")[:19], ", ".join(v["aliases"]), tags]
+            + [v["metrics"].get(k) for k in shown]
+        )
     print(table(rows, ["VERSION", "STATUS", "CREATED", "ALIASES", "TAGS", *shown]))
     return None
 
@@ -101,7 +111,9 @@ def cmd_show(args: argparse.Namespace) -> None:
     rec = _repo(args).version(args.ref)
     if args.json:
         return _print_json(rec)
-    print(f"{rec['model']}@v{rec['version']}  {rec['status']}  label {rec.get('label') or '-'}  framework {rec['framework'] or '-'}")
+    print(
+        f"{rec['model']}@v{rec['version']}  {rec['status']}  label {rec.get('label') or '-'}  framework {rec['framework'] or '-'}"
+    )
     print(f"created {rec['created_at']}  finished {rec['finished_at'] or '-'}")
     if rec["aliases"]:
         print("aliases: " + ", ".join(rec["aliases"]))
@@ -114,23 +126,38 @@ def cmd_show(args: argparse.Namespace) -> None:
         print(table([[k, v] for k, v in rec["params"].items()], ["NAME", "VALUE"]))
     if rec["metrics"]:
         print("\nmetrics")
-        rows = [[k, m["last"], m["best"], len(m["series"]), sparkline([p["value"] for p in m["series"]])]
-                for k, m in rec["metrics"].items()]
+        rows = [
+            [k, m["last"], m["best"], len(m["series"]), sparkline([p["value"] for p in m["series"]])]
+            for k, m in rec["metrics"].items()
+        ]
         print(table(rows, ["NAME", "LAST", "BEST", "POINTS", "CURVE"]))
     if rec["data"]:
         print("\ndata")
-        print(table([[d["name"], d.get("fingerprint"), d.get("shape"), d.get("dtype")] for d in rec["data"]],
-                    ["NAME", "FINGERPRINT", "SHAPE", "DTYPE"]))
+        print(
+            table(
+                [[d["name"], d.get("fingerprint"), d.get("shape"), d.get("dtype")] for d in rec["data"]],
+                ["NAME", "FINGERPRINT", "SHAPE", "DTYPE"],
+            )
+        )
     if rec["artifacts"]:
         print("\nartifacts")
-        print(table([[a["path"], a["kind"] + (" (best)" if a.get("best") else ""), a["size"], a["sha256"][:16]]
-                     for a in rec["artifacts"]], ["PATH", "KIND", "SIZE", "SHA256"]))
+        print(
+            table(
+                [
+                    [a["path"], a["kind"] + (" (best)" if a.get("best") else ""), a["size"], a["sha256"][:16]]
+                    for a in rec["artifacts"]
+                ],
+                ["PATH", "KIND", "SIZE", "SHA256"],
+            )
+        )
     env = rec.get("environment") or {}
     if env:
         git = env.get("git") or {}
-        print(f"\nenvironment: python {env.get('python')} on {env.get('platform')}, "
-              f"{len(env.get('packages') or {})} packages, git {(git.get('commit') or '-')[:12]}"
-              f"{' (dirty)' if git.get('dirty') else ''}")
+        print(
+            f"\nenvironment: python {env.get('python')} on {env.get('platform')}, "
+            f"{len(env.get('packages') or {})} packages, git {(git.get('commit') or '-')[:12]}"
+            f"{' (dirty)' if git.get('dirty') else ''}"
+        )
         print("command: " + " ".join(env.get("command") or []))
     if rec["notes"]:
         print("\nnotes:\n" + rec["notes"])
@@ -158,10 +185,15 @@ def cmd_diff(args: argparse.Namespace) -> None:
     for k, v in d["data"].items():
         print(f"  {k}: {v['from']} -> {v['to']}")
     c = d["code"]
-    print(f"\ncode: {'changed' if c['changed'] else 'unchanged'} (commit {_fmt(c['commit']['from'])[:12]} -> {_fmt(c['commit']['to'])[:12]})")
+    print(
+        f"\ncode: {'changed' if c['changed'] else 'unchanged'} (commit {_fmt(c['commit']['from'])[:12]} -> {_fmt(c['commit']['to'])[:12]})"
+    )
     pk = d["packages"]
     n = len(pk["changed"]) + len(pk["added"]) + len(pk["removed"])
-    print(f"packages: {n} changed" + "".join(f"\n  {k}: {v['from']} -> {v['to']}" for k, v in list(pk["changed"].items())[:20]))
+    print(
+        f"packages: {n} changed"
+        + "".join(f"\n  {k}: {v['from']} -> {v['to']}" for k, v in list(pk["changed"].items())[:20])
+    )
     return None
 
 
@@ -178,16 +210,32 @@ def cmd_alias(args: argparse.Namespace) -> None:
         hist = repo.alias_history(args.model, args.alias)
         if args.json:
             return _print_json(hist)
-        rows = [[e["seq"], e["time"][:19], e["alias"], e.get("action"), f"v{e['from']}" if e["from"] else None,
-                 f"v{e['to']}" if e["to"] else None, e.get("reason")] for e in hist]
+        rows = [
+            [
+                e["seq"],
+                e["time"][:19],
+                e["alias"],
+                e.get("action"),
+                f"v{e['from']}" if e["from"] else None,
+                f"v{e['to']}" if e["to"] else None,
+                e.get("reason"),
+            ]
+            for e in hist
+        ]
         print(table(rows, ["SEQ", "TIME", "ALIAS", "ACTION", "FROM", "TO", "REASON"]))
     return None
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
     repo = _repo(args)
-    ev = repo.set_alias(args.ref, args.alias, action="promote", reason=args.reason,
-                        guard_metric=None if args.force else args.metric, goal=args.mode)
+    ev = repo.set_alias(
+        args.ref,
+        args.alias,
+        action="promote",
+        reason=args.reason,
+        guard_metric=None if args.force else args.metric,
+        goal=args.mode,
+    )
     model = repo.resolve(args.ref)[0]
     print(f"promoted {model}@v{ev['to']} to {args.alias}" + (f" (was v{ev['from']})" if ev["from"] else ""))
 
@@ -222,8 +270,15 @@ def cmd_artifacts(args: argparse.Namespace) -> None:
     arts = rec["artifacts"]
     if args.json:
         return _print_json(arts)
-    print(table([[a["path"], a["kind"] + (" (best)" if a.get("best") else ""), a["size"], a["sha256"], a.get("epoch")]
-                 for a in arts], ["PATH", "KIND", "SIZE", "SHA256", "EPOCH"]))
+    print(
+        table(
+            [
+                [a["path"], a["kind"] + (" (best)" if a.get("best") else ""), a["size"], a["sha256"], a.get("epoch")]
+                for a in arts
+            ],
+            ["PATH", "KIND", "SIZE", "SHA256", "EPOCH"],
+        )
+    )
     return None
 
 
@@ -241,7 +296,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         for p in res["problems"]:
             print(f"DAMAGED {p['key']}: {p['problem']}")
-        print(f"{'ok' if res['ok'] else 'damaged'}: {res['artifacts_checked']} artifacts checked, {len(res['problems'])} problems")
+        print(
+            f"{'ok' if res['ok'] else 'damaged'}: {res['artifacts_checked']} artifacts checked, {len(res['problems'])} problems"
+        )
     return 0 if res["ok"] else 1
 
 
@@ -262,15 +319,19 @@ def cmd_gc(args: argparse.Namespace) -> None:
     if args.json:
         return _print_json(res)
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"{verb} {len(res['deleted_versions'])} versions ({', '.join(res['deleted_versions']) or 'none'}), "
-          f"{res['deleted_blobs']} unreferenced blobs, {res['freed_bytes']} bytes")
+    print(
+        f"{verb} {len(res['deleted_versions'])} versions ({', '.join(res['deleted_versions']) or 'none'}), "
+        f"{res['deleted_blobs']} unreferenced blobs, {res['freed_bytes']} bytes"
+    )
     return None
 
 
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=argparse.SUPPRESS, help="store URI (default: $MODELTRACK_STORE or ./.modeltrack)")
+    common.add_argument(
+        "--store", default=argparse.SUPPRESS, help="store URI (default: $MODELTRACK_STORE or ./.modeltrack)"
+    )
     jsonp = argparse.ArgumentParser(add_help=False)
     jsonp.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -279,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modeltrack {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, fn: Handler, help: str, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Handler, help: str, parents: Sequence[argparse.ArgumentParser] = ()
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, parents=[common, *parents])
         p.set_defaults(func=fn)
         return p

@@ -50,8 +50,15 @@ def pick_artifact(record: dict[str, Any], path: str | None = None, kind: str | N
     )
 
 
-def artifact_file(repo: Repo, ref: str, *, path: str | None = None, kind: str | None = None,
-                  dest: str | os.PathLike[str] | None = None, record: dict[str, Any] | None = None) -> Path:
+def artifact_file(
+    repo: Repo,
+    ref: str,
+    *,
+    path: str | None = None,
+    kind: str | None = None,
+    dest: str | os.PathLike[str] | None = None,
+    record: dict[str, Any] | None = None,
+) -> Path:
     """A local file holding the artifact (the blob itself for local stores)."""
     record = record or repo.version(ref, series=False, environment=False)
     art = pick_artifact(record, path, kind)
@@ -83,8 +90,15 @@ def _cache_dir(repo: Repo) -> Path:
     return Path(root) / hashlib.sha256(repo.store.uri.encode()).hexdigest()[:12]
 
 
-def load(ref: str, kind: str = "model", *, store: Store | str | None = None, trust: bool | None = None,
-         path: str | None = None, **kwargs: Any) -> Any:
+def load(
+    ref: str,
+    kind: str = "model",
+    *,
+    store: Store | str | None = None,
+    trust: bool | None = None,
+    path: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """Load a version back.
 
     Args:

@@ -53,7 +53,11 @@ class Ref:
         self.alias = alias
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ref) and (self.model, self.version, self.alias) == (other.model, other.version, other.alias)
+        return isinstance(other, Ref) and (self.model, self.version, self.alias) == (
+            other.model,
+            other.version,
+            other.alias,
+        )
 
     def __hash__(self) -> int:
         return hash((self.model, self.version, self.alias))
@@ -82,7 +86,7 @@ def parse_ref(text: object) -> Ref:
     check_model_name(model)
     if not sep:
         return Ref(model)
-    if sel == "" :
+    if sel == "":
         raise InvalidNameError(
             f"reference {text!r} ends with '@': write NAME, NAME@v3, NAME@3, NAME@latest or NAME@ALIAS",
             name=text,

@@ -85,7 +85,7 @@ class Repo:
         except CorruptRecordError as exc:
             raise StoreFormatError(
                 f"{self.store.uri}/FORMAT is damaged, so modeltrack cannot tell which format this "
-                f"store has; restore it (it holds {{\"format\": {FORMAT_VERSION}}}) or use another store",
+                f'store has; restore it (it holds {{"format": {FORMAT_VERSION}}}) or use another store',
                 uri=self.store.uri,
             ) from exc
         if fmt is None:
@@ -101,7 +101,9 @@ class Repo:
             import uuid
 
             self.store.check_writable()
-            if not self.store.create_json(FORMAT_KEY, {"format": FORMAT_VERSION, "id": uuid.uuid4().hex, "created_at": now_iso()}):
+            if not self.store.create_json(
+                FORMAT_KEY, {"format": FORMAT_VERSION, "id": uuid.uuid4().hex, "created_at": now_iso()}
+            ):
                 return self.check_format(create=create)  # another process created it first
             fmt = self.store.read_json(FORMAT_KEY)
         version = fmt.get("format") if isinstance(fmt, dict) else None
@@ -245,7 +247,9 @@ class Repo:
                     dst[col].extend(cols.get(col, []))
         return out
 
-    def version(self, ref: str | Ref | tuple[str, int], *, series: bool = True, environment: bool = True) -> dict[str, Any]:
+    def version(
+        self, ref: str | Ref | tuple[str, int], *, series: bool = True, environment: bool = True
+    ) -> dict[str, Any]:
         """The full record of a version, in the shape of ``show --json``."""
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
         claim = self.claim(model, number)
@@ -339,16 +343,28 @@ class Repo:
                     else:
                         claim = self.claim(model, n)
                         last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
-                        row = {"status": self._live_status(model, n, claim), "created_at": claim.get("created_at"),
-                               "finished_at": None, "metrics": last, "label": None}
+                        row = {
+                            "status": self._live_status(model, n, claim),
+                            "created_at": claim.get("created_at"),
+                            "finished_at": None,
+                            "metrics": last,
+                            "label": None,
+                        }
                 except CorruptRecordError as exc:
                     row = {"status": "corrupt", "created_at": None, "finished_at": None, "metrics": {}, "label": None}
                     _warn(f"{model}@v{n}: {exc}")
-            out.append({
-                "version": n, "status": row["status"], "created_at": row["created_at"],
-                "finished_at": row["finished_at"], "aliases": sorted(by_version.get(n, [])),
-                "tags": all_tags.get(n, {}), "metrics": row["metrics"], "label": row["label"],
-            })
+            out.append(
+                {
+                    "version": n,
+                    "status": row["status"],
+                    "created_at": row["created_at"],
+                    "finished_at": row["finished_at"],
+                    "aliases": sorted(by_version.get(n, [])),
+                    "tags": all_tags.get(n, {}),
+                    "metrics": row["metrics"],
+                    "label": row["label"],
+                }
+            )
         if cache and fresh:
             cache.put_many(model, fresh)
         return out
@@ -370,7 +386,9 @@ class Repo:
                 except CorruptRecordError:
                     continue
             updated = self._updated_at(model, nums[-1])
-            out.append({"name": model, "versions": len(nums), "latest": latest, "aliases": aliases, "updated_at": updated})
+            out.append(
+                {"name": model, "versions": len(nums), "latest": latest, "aliases": aliases, "updated_at": updated}
+            )
         return out
 
     def _updated_at(self, model: str, number: int) -> str | None:
@@ -399,7 +417,9 @@ class Repo:
     def tags(self, model: str, number: int) -> dict[str, str | None]:
         return self.all_tags(model).get(number, {})
 
-    def set_tags(self, ref: str | tuple[str, int], tags: dict[str, Any], remove: Iterable[str] = ()) -> dict[str, str | None]:
+    def set_tags(
+        self, ref: str | tuple[str, int], tags: dict[str, Any], remove: Iterable[str] = ()
+    ) -> dict[str, str | None]:
         """Add/replace tags (``None`` value = a bare label) and remove others."""
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
         current = dict(self.tags(model, number))
@@ -449,8 +469,16 @@ class Repo:
                 return event
             seq += 1
 
-    def set_alias(self, ref: str, alias: str, *, action: str = "set", reason: str | None = None,
-                  guard_metric: str | None = None, goal: str | None = None) -> dict[str, Any]:
+    def set_alias(
+        self,
+        ref: str,
+        alias: str,
+        *,
+        action: str = "set",
+        reason: str | None = None,
+        guard_metric: str | None = None,
+        goal: str | None = None,
+    ) -> dict[str, Any]:
         """Point ``alias`` at the version ``ref`` names (recorded in the alias history).
 
         With ``guard_metric``, refuse unless the candidate's metric is at least as good as
@@ -476,7 +504,9 @@ class Repo:
                     f"refused to move {alias!r} to {model}@v{number}: its {guard_metric} = {new:g} is worse than "
                     f"{old:g} of v{current}, which holds {alias!r} now ({goal} is better); use --force to promote anyway"
                 )
-        return self._append_alias_event(model, {"alias": alias, "from": current, "to": number, "action": action, "reason": reason})
+        return self._append_alias_event(
+            model, {"alias": alias, "from": current, "to": number, "action": action, "reason": reason}
+        )
 
     def _metric_last(self, model: str, number: int, name: str) -> float | None:
         final = self.final(model, number)
@@ -516,7 +546,14 @@ class Repo:
         if not self.store.exists(vkey(model, int(previous), "claim.json")) or int(previous) in self.deleted(model):
             raise VersionNotFoundError(f"{model}@v{previous}, the previous holder of {alias!r}, was deleted")
         return self._append_alias_event(
-            model, {"alias": alias, "from": current, "to": int(previous), "action": "rollback", "reason": f"rollback of seq {last['seq']}"}
+            model,
+            {
+                "alias": alias,
+                "from": current,
+                "to": int(previous),
+                "action": "rollback",
+                "reason": f"rollback of seq {last['seq']}",
+            },
         )
 
     # ------------------------------------------------------------------ diff and changelog
@@ -533,14 +570,25 @@ class Repo:
             for n in self.version_numbers(model):
                 try:
                     final = self.final(model, n)
-                    arts = final.get("artifacts", []) if final else consolidate(self.records(model, n), keep_released=True).get("artifacts", [])
+                    arts = (
+                        final.get("artifacts", [])
+                        if final
+                        else consolidate(self.records(model, n), keep_released=True).get("artifacts", [])
+                    )
                 except CorruptRecordError:
                     continue
                 refs.update(a["sha256"] for a in arts)
         return refs
 
-    def gc(self, model: str | None = None, versions: Iterable[int] = (), *, force: bool = False,
-           dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+    def gc(
+        self,
+        model: str | None = None,
+        versions: Iterable[int] = (),
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        grace_seconds: float = 3600.0,
+    ) -> dict[str, Any]:
         """Delete the named versions (never one holding an alias unless ``force``) and every
         blob no remaining version references (blobs younger than ``grace_seconds`` are kept, as
         a running version may be about to reference them)."""
@@ -553,9 +601,7 @@ class Repo:
                     raise VersionNotFoundError(f"{model} has no version {n}", ref=f"{model}@v{n}")
                 held = sorted(a for a, v in aliases.items() if v == n)
                 if held and not force:
-                    raise StoreError(
-                        f"{model}@v{n} holds alias(es) {', '.join(held)}; move them first or pass --force"
-                    )
+                    raise StoreError(f"{model}@v{n} holds alias(es) {', '.join(held)}; move them first or pass --force")
                 if self.status(model, n) == RUNNING and not force:
                     raise StoreError(f"{model}@v{n} is still running; wait for it or pass --force")
             for n in versions:
@@ -605,7 +651,11 @@ class Repo:
                             problems.append({"key": key, "problem": f"not valid JSON: {exc.__cause__}"})
                 try:
                     final = self.final(model, n)
-                    arts = final.get("artifacts", []) if final else consolidate(self.records(model, n)).get("artifacts", [])
+                    arts = (
+                        final.get("artifacts", [])
+                        if final
+                        else consolidate(self.records(model, n)).get("artifacts", [])
+                    )
                 except CorruptRecordError:
                     continue
                 for art in arts:
@@ -618,7 +668,9 @@ class Repo:
                         except KeyNotFound:
                             seen[sha] = "blob missing"
                     if seen[sha]:
-                        problems.append({"key": f"{base}/artifacts/{art['path']}", "blob": blob_key(sha), "problem": str(seen[sha])})
+                        problems.append(
+                            {"key": f"{base}/artifacts/{art['path']}", "blob": blob_key(sha), "problem": str(seen[sha])}
+                        )
         return {"ok": not problems, "artifacts_checked": checked, "problems": problems}
 
 
@@ -709,7 +761,12 @@ def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
     for k in sorted(set(da) | set(db)):
         fa, fb = da.get(k, {}).get("fingerprint"), db.get(k, {}).get("fingerprint")
         if fa != fb:
-            data[k] = {"from": fa, "to": fb, "shape_from": da.get(k, {}).get("shape"), "shape_to": db.get(k, {}).get("shape")}
+            data[k] = {
+                "from": fa,
+                "to": fb,
+                "shape_from": da.get(k, {}).get("shape"),
+                "shape_to": db.get(k, {}).get("shape"),
+            }
     ea, eb = va.get("environment") or {}, vb.get("environment") or {}
     ga, gb = ea.get("git") or {}, eb.get("git") or {}
     code = {

@@ -91,7 +91,9 @@ class Version:
         self._pending_write_errors = 0
         self._claim: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
-        self._env_thread = threading.Thread(target=self._capture_in_background, name=f"modeltrack-env-v{number}", daemon=True)
+        self._env_thread = threading.Thread(
+            target=self._capture_in_background, name=f"modeltrack-env-v{number}", daemon=True
+        )
 
     # ------------------------------------------------------------------ identity
     @property
@@ -222,9 +224,17 @@ class Version:
         self._check_open("log_data_info")
         self._record({"type": "data", "name": str(name), "fingerprint": None, "shape": None, **to_json_value(info)})
 
-    def log_artifact(self, path: str | os.PathLike[str], kind: str = "artifact", name: str | None = None, *,
-                     step: int | None = None, epoch: int | None = None, best: bool | None = None,
-                     metadata: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def log_artifact(
+        self,
+        path: str | os.PathLike[str],
+        kind: str = "artifact",
+        name: str | None = None,
+        *,
+        step: int | None = None,
+        epoch: int | None = None,
+        best: bool | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         """Store a file or directory in the version, by content hash (stored once however
         often it is logged).
 
@@ -468,7 +478,12 @@ class Version:
         for name, cols in self._series.items():
             goal = self._goals.get(name) or metric_goal(name)
             vals = cols["value"]
-            metrics[name] = {"last": vals[-1] if vals else None, "best": best_of(vals, goal), "goal": goal, "count": len(vals)}
+            metrics[name] = {
+                "last": vals[-1] if vals else None,
+                "best": best_of(vals, goal),
+                "goal": goal,
+                "count": len(vals),
+            }
         claim = self._claim if self._claim is not None else self.repo.claim(self.model, self.number)
         final: dict[str, Any] = {
             "status": status,
@@ -500,21 +515,33 @@ class Version:
             for n in range(self.number - 1, 0, -1):
                 if n in gone:
                     continue
-                if self.repo.store.exists(vkey(self.model, n, "claim.json")) and self.repo.status(self.model, n) == FINISHED:
+                if (
+                    self.repo.store.exists(vkey(self.model, n, "claim.json"))
+                    and self.repo.status(self.model, n) == FINISHED
+                ):
                     prev = n
                     break
             if prev is None:
                 return None, "1.0.0"
             pv = self.repo.version((self.model, prev), series=False)
             me = {
-                "model": self.model, "version": self.number, "params": final["params"], "data": final["data"],
+                "model": self.model,
+                "version": self.number,
+                "params": final["params"],
+                "data": final["data"],
                 "metrics": {k: {"last": v["last"]} for k, v in final["metrics"].items()},
-                "environment": self._env_record or {}, "info": final.get("info", {}), "framework": final.get("framework"),
+                "environment": self._env_record or {},
+                "info": final.get("info", {}),
+                "framework": final.get("framework"),
             }
             d = diff_records(pv, me)
             part = semver_bump(d)
-            return {"against": prev, "bump": part, **{k: d[k] for k in ("params", "data", "code", "architecture")},
-                    "packages": d["packages"]}, bump_label(pv.get("label"), part)
+            return {
+                "against": prev,
+                "bump": part,
+                **{k: d[k] for k in ("params", "data", "code", "architecture")},
+                "packages": d["packages"],
+            }, bump_label(pv.get("label"), part)
         except Exception as exc:  # noqa: BLE001 - the changelog is a courtesy
             warnings.warn(f"modeltrack: changelog of {self.ref} failed: {exc}", ModelTrackWarning, stacklevel=2)
             return None, "1.0.0"
@@ -537,8 +564,14 @@ def safe_artifact_path(name: str | os.PathLike[str]) -> str:
     """Validate a path inside a version: relative, no ``..``, no drive or backslash."""
     text = os.fspath(name)
     p = PurePosixPath(text)
-    if (not text or text.startswith(("/", "\\")) or "\\" in text or ":" in text.split("/")[0]
-            or any(part in ("..", "") for part in text.split("/")) or p.is_absolute()):
+    if (
+        not text
+        or text.startswith(("/", "\\"))
+        or "\\" in text
+        or ":" in text.split("/")[0]
+        or any(part in ("..", "") for part in text.split("/"))
+        or p.is_absolute()
+    ):
         raise ArtifactPathError(
             f"artifact path {text!r} would escape the version; use a relative path without '..' "
             f"(e.g. 'checkpoints/best.ckpt')",
@@ -547,8 +580,15 @@ def safe_artifact_path(name: str | os.PathLike[str]) -> str:
     return p.as_posix()
 
 
-def start(model: str | None = None, params: Mapping[str, Any] | None = None, *, store: Store | str | None = None,
-          tags: Mapping[str, Any] | None = None, framework: str | None = None, parent: str | None = None) -> Version:
+def start(
+    model: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    store: Store | str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    framework: str | None = None,
+    parent: str | None = None,
+) -> Version:
     """Start recording a new version of ``model``.
 
     Args:

@@ -34,14 +34,27 @@ def filled(store_uri: str, tmp_path: Path) -> str:
 
 def test_json_documents_have_the_documented_shape(filled: str) -> None:
     models = json.loads(cli("models", "--json", store=filled).stdout)
-    assert models == [{"name": "churn", "versions": 2, "latest": 2, "aliases": {}, "updated_at": models[0]["updated_at"]}]
+    assert models == [
+        {"name": "churn", "versions": 2, "latest": 2, "aliases": {}, "updated_at": models[0]["updated_at"]}
+    ]
     versions = json.loads(cli("versions", "churn", "--json", store=filled).stdout)
     assert [v["version"] for v in versions] == [1, 2]
     for key in ("version", "status", "created_at", "finished_at", "aliases", "tags", "metrics"):
         assert key in versions[0]
     show = json.loads(cli("show", "churn@v1", "--json", store=filled).stdout)
-    for key, typ in {"model": str, "version": int, "status": str, "created_at": str, "aliases": list, "tags": dict,
-                     "params": dict, "metrics": dict, "environment": dict, "data": list, "artifacts": list}.items():
+    for key, typ in {
+        "model": str,
+        "version": int,
+        "status": str,
+        "created_at": str,
+        "aliases": list,
+        "tags": dict,
+        "params": dict,
+        "metrics": dict,
+        "environment": dict,
+        "data": list,
+        "artifacts": list,
+    }.items():
         assert isinstance(show[key], typ), key
     assert show["metrics"]["loss"]["series"][2] == {"step": 2, "epoch": 2, "value": pytest.approx(0.1 / 3)}
     for key in ("python", "platform", "packages", "git", "command"):
@@ -66,7 +79,7 @@ def test_human_output_and_registry_commands(filled: str) -> None:
     assert cli("notes", "churn@v1", "first release", store=filled).returncode == 0
     assert cli("notes", "churn@v1", store=filled).stdout.strip() == "first release"
     show = cli("show", "churn@production", store=filled).stdout
-    assert "churn@v1" in show and "production" in show and "▁" in show or "█" in show
+    assert ("churn@v1" in show and "production" in show and "▁" in show) or "█" in show
     assert "ok: 2 artifacts checked" in cli("verify", store=filled).stdout
     assert "models" in cli("--help").stdout
 

@@ -26,7 +26,11 @@ def test_alias_set_move_history_and_rollback(any_store: str) -> None:
     mt.rollback("m", "production", store=any_store)
     assert mt.resolve("m@production", store=any_store) == ("m", 1)
     hist = mt.alias_history("m", "production", store=any_store)
-    assert [(e["action"], e["from"], e["to"]) for e in hist] == [("set", None, 1), ("promote", 1, 2), ("rollback", 2, 1)]
+    assert [(e["action"], e["from"], e["to"]) for e in hist] == [
+        ("set", None, 1),
+        ("promote", 1, 2),
+        ("rollback", 2, 1),
+    ]
     mt.remove_alias("m", "production", store=any_store)
     with pytest.raises(AliasNotFoundError, match="production"):
         mt.resolve("m@production", store=any_store)
@@ -46,7 +50,10 @@ def test_guarded_promotion(any_store: str) -> None:
 
 def test_tags_and_notes(any_store: str) -> None:
     make(any_store)
-    assert mt.tag("m@v1", {"dataset": "v2"}, experimental=None, store=any_store) == {"dataset": "v2", "experimental": None}
+    assert mt.tag("m@v1", {"dataset": "v2"}, experimental=None, store=any_store) == {
+        "dataset": "v2",
+        "experimental": None,
+    }
     assert mt.tag("m@v1", remove=["experimental"], store=any_store) == {"dataset": "v2"}
     mt.set_notes("m@v1", "first release\n<b>bold</b>", store=any_store)
     assert mt.show("m@v1", store=any_store)["notes"] == "first release\n<b>bold</b>"

@@ -85,8 +85,18 @@ def test_metric_value_kinds(any_store: str, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setenv("MODELTRACK_STRICT", "0")
     with mt.start("m", store=any_store) as v:
-        v.log_metrics({"np": np.float32(0.5), "t": torch.tensor(0.25), "i": np.int64(3), "nan": float("nan"),
-                       "inf": float("inf"), "ninf": -math.inf, "b": True}, step=0)
+        v.log_metrics(
+            {
+                "np": np.float32(0.5),
+                "t": torch.tensor(0.25),
+                "i": np.int64(3),
+                "nan": float("nan"),
+                "inf": float("inf"),
+                "ninf": -math.inf,
+                "b": True,
+            },
+            step=0,
+        )
         with pytest.warns(ModelTrackWarning, match="not a number"):
             v.log_metrics({"s": "high", "n": None}, step=1)
     m = mt.show("m", store=any_store)["metrics"]
@@ -155,8 +165,18 @@ def test_params_conflicts_and_stand_ins(any_store: str) -> None:
         pass
 
     with mt.start("m", store=any_store) as v:
-        v.log_params({"a": 1, "cls": Net, "fn": len, "s": {3, 1, 2}, "obj": Net(), "big": "x" * 20000,
-                      "arr": np.zeros((100, 100)), "small": np.arange(3)})
+        v.log_params(
+            {
+                "a": 1,
+                "cls": Net,
+                "fn": len,
+                "s": {3, 1, 2},
+                "obj": Net(),
+                "big": "x" * 20000,
+                "arr": np.zeros((100, 100)),
+                "small": np.arange(3),
+            }
+        )
         v.log_params({"a": 1})  # same value again: fine
         with pytest.raises(ParamConflictError, match="'a'"):
             v.log_params({"a": 2})

@@ -23,10 +23,34 @@ SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 ENV_PREFIXES = (
-    "CUDA_", "CUBLAS_", "NCCL_", "OMP_", "MKL_", "PYTHONHASHSEED", "KERAS_", "TF_", "PL_",
-    "LIGHTNING_", "TORCH_", "PYTORCH_", "SLURM_JOB", "SLURM_NTASKS", "WORLD_SIZE", "RANK",
-    "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "MODELTRACK_", "HOSTNAME", "VIRTUAL_ENV",
-    "CONDA_DEFAULT_ENV", "CI", "GITHUB_SHA", "GITHUB_REF", "GITHUB_RUN_ID",
+    "CUDA_",
+    "CUBLAS_",
+    "NCCL_",
+    "OMP_",
+    "MKL_",
+    "PYTHONHASHSEED",
+    "KERAS_",
+    "TF_",
+    "PL_",
+    "LIGHTNING_",
+    "TORCH_",
+    "PYTORCH_",
+    "SLURM_JOB",
+    "SLURM_NTASKS",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "MODELTRACK_",
+    "HOSTNAME",
+    "VIRTUAL_ENV",
+    "CONDA_DEFAULT_ENV",
+    "CI",
+    "GITHUB_SHA",
+    "GITHUB_REF",
+    "GITHUB_RUN_ID",
 )
 
 _packages_cache: dict[str, str] | None = None
@@ -65,7 +89,7 @@ def command() -> list[str]:
             out.append("***")
             hide_next = False
             continue
-        if arg.startswith("-") and is_secret_name(arg.lstrip("-").split("=", 1)[0]) :
+        if arg.startswith("-") and is_secret_name(arg.lstrip("-").split("=", 1)[0]):
             if "=" in arg:
                 out.append(arg.split("=", 1)[0] + "=***")
             else:
@@ -79,7 +103,11 @@ def command() -> list[str]:
 def _git(args: list[str], cwd: str) -> str | None:
     try:
         res = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False,
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=10,
+            check=False,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
         )
     except (OSError, subprocess.SubprocessError):

@@ -56,7 +56,7 @@ def to_json_value(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, (set, frozenset)):
         items = [to_json_value(v, _depth + 1) for v in value]
         return sorted(items, key=repr)[:MAX_ITEMS]
-    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
         return _qualname(value)
     # numpy scalars / arrays and torch tensors, recognised without importing them.
     shape = getattr(value, "shape", None)

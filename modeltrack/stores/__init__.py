@@ -37,9 +37,7 @@ def open_store(uri: str | os.PathLike[str] | Store) -> Store:
         try:
             from .s3 import S3Store
         except ImportError as exc:
-            raise StoreError(
-                f"store {text} needs boto3: pip install 'modeltrack[s3]'", uri=text
-            ) from exc
+            raise StoreError(f"store {text} needs boto3: pip install 'modeltrack[s3]'", uri=text) from exc
         return S3Store.from_uri(text)
     raise StoreError(
         f"unknown store scheme {scheme!r} in {text!r}; use a directory path, "
