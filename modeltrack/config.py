@@ -18,9 +18,7 @@ def _flag(name: str, default: bool = False) -> bool:
         return True
     if low in ("0", "false", "no", "off"):
         return False
-    raise ModelTrackError(
-        f"{name}={raw!r} is not a boolean; set it to 1/true/yes/on or 0/false/no/off"
-    )
+    raise ModelTrackError(f"{name}={raw!r} is not a boolean; set it to 1/true/yes/on or 0/false/no/off")
 
 
 def _float(name: str, default: float) -> float:
@@ -77,6 +75,51 @@ def trust_store() -> bool:
     return _flag("MODELTRACK_TRUST")
 
 
+def ui_token() -> str | None:
+    """``MODELTRACK_UI_TOKEN``: the token ``modeltrack ui`` requires for writes (and to listen
+    on a non-loopback address) when ``--token`` is not given."""
+    return os.environ.get("MODELTRACK_UI_TOKEN") or None
+
+
 def diff_limit() -> int:
     """``MODELTRACK_DIFF_LIMIT``: largest git diff captured, in bytes (default 1 MiB)."""
     return int(_float("MODELTRACK_DIFF_LIMIT", 1024 * 1024))
+
+
+def cache_dir() -> str:
+    """``MODELTRACK_CACHE``: local cache of downloaded artifacts (default ``~/.cache/modeltrack``)."""
+    return os.environ.get("MODELTRACK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "modeltrack")
+
+
+def spool_dir() -> str:
+    """``MODELTRACK_SPOOL``: where writes to a remote store wait for upload (default
+    ``$MODELTRACK_CACHE/spool``). Must survive the training process: ``modeltrack sync``
+    uploads what a dead process left there."""
+    return os.environ.get("MODELTRACK_SPOOL") or os.path.join(cache_dir(), "spool")
+
+
+def upload_timeout() -> float:
+    """``MODELTRACK_UPLOAD_TIMEOUT``: seconds ``finish()`` keeps waiting for pending uploads
+    to a remote store while they make no progress (default 60; 0: do not wait). What is
+    left stays in the spool for ``modeltrack sync``."""
+    return _float("MODELTRACK_UPLOAD_TIMEOUT", 60.0)
+
+
+def upload_backoff_max() -> float:
+    """``MODELTRACK_UPLOAD_BACKOFF_MAX``: longest pause, in seconds, between retries of a
+    failed upload (default 30; retries start at 0.5 s and double)."""
+    return _float("MODELTRACK_UPLOAD_BACKOFF_MAX", 30.0)
+
+
+def s3_part_size() -> int:
+    """``MODELTRACK_S3_PART_SIZE``: multipart threshold and part size in MiB for uploads to S3
+    (default 8, as boto3; S3 needs at least 5)."""
+    mib = _float("MODELTRACK_S3_PART_SIZE", 8.0)
+    if mib < 5:
+        raise ModelTrackError(f"MODELTRACK_S3_PART_SIZE={mib:g} is below the S3 minimum part size; set it to 5 or more")
+    return int(mib * 1024 * 1024)
+
+
+def s3_concurrency() -> int:
+    """``MODELTRACK_S3_CONCURRENCY``: parts of one file uploaded at once (default 10, as boto3)."""
+    return max(1, int(_float("MODELTRACK_S3_CONCURRENCY", 10.0)))

@@ -303,6 +303,7 @@ class Repo:
             "notes": self.notes(model, number),
             "error": rec.get("error"),
             "label": rec.get("label"),
+            "changes": rec.get("changes"),
             "info": rec.get("info", {}),
             "parent": rec.get("parent"),
             "source": claim.get("source"),
