@@ -61,21 +61,70 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name)) or name.upper().startswith("AWS_")
 
 
-def packages() -> dict[str, str]:
-    """Exact versions of every installed distribution (cached for the process)."""
-    global _packages_cache
-    if _packages_cache is None:
-        from importlib import metadata
+def _scan_packages() -> dict[str, str]:
+    from importlib import metadata
 
-        found: dict[str, str] = {}
-        for dist in metadata.distributions():
-            try:
-                name = dist.metadata["Name"]
-            except Exception:  # noqa: BLE001 - a broken dist must not fail capture
-                continue
-            if name:
-                found.setdefault(name.lower().replace("_", "-"), dist.version)
-        _packages_cache = dict(sorted(found.items()))
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        try:
+            name = dist.metadata["Name"]
+        except Exception:  # noqa: BLE001 - a broken dist must not fail capture
+            continue
+        if name:
+            found.setdefault(name.lower().replace("_", "-"), dist.version)
+    return dict(sorted(found.items()))
+
+
+def _path_key() -> list[list[Any]]:
+    """What decides the installed set: each ``sys.path`` directory and its mtime (installing
+    or removing a distribution adds or removes entries, which changes the mtime)."""
+    key: list[list[Any]] = []
+    # The script's directory and the working directory change all the time and almost
+    # never hold installed distributions: leave them out of the key.
+    skip = {"", os.getcwd(), os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""}
+    for entry in sys.path:
+        if entry in skip:
+            continue
+        try:
+            key.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            key.append([entry, None])
+    return key
+
+
+def packages() -> dict[str, str]:
+    """Exact versions of every installed distribution.
+
+    Scanning the metadata of every distribution costs ~100 ms, so the result is cached for
+    the process and on disk under ``MODELTRACK_CACHE``, keyed by ``sys.path`` and the
+    modification times of its directories.
+    """
+    global _packages_cache
+    if _packages_cache is not None:
+        return dict(_packages_cache)
+    import hashlib
+    import json
+
+    key = _path_key()
+    digest = hashlib.sha256(json.dumps([sys.executable, key]).encode()).hexdigest()[:16]
+    path = os.path.join(config.cache_dir(), "packages", f"{digest}.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            cached = json.load(f)
+        if cached.get("key") == key:
+            _packages_cache = cached["packages"]
+            return dict(cached["packages"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    _packages_cache = _scan_packages()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"key": key, "packages": _packages_cache}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
     return dict(_packages_cache)
 
 
@@ -122,27 +171,30 @@ def git_info(cwd: str | None = None) -> tuple[dict[str, Any] | None, str | None]
     tracked files against HEAD (capped at ``MODELTRACK_DIFF_LIMIT`` bytes). Untracked and
     ignored files are never read."""
     cwd = cwd or os.getcwd()
-    top = _git(["rev-parse", "--show-toplevel"], cwd)
-    if top is None:
+    # One call gives commit, branch and the dirty state (porcelain v2 headers).
+    status = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
+    if status is None:
         return None, None
-    commit = _git(["rev-parse", "--verify", "-q", "HEAD"], cwd)
-    branch = _git(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd) or ""
+    commit = branch = None
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2].strip()
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.split(" ", 2)[2].strip()
+            branch = None if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            dirty = True
     diff = None
-    if status.strip() and commit:
+    if dirty and commit:
         diff = _git(["diff", "HEAD", "--no-color", "--no-ext-diff", "--binary"], cwd)
     limit = config.diff_limit()
     truncated = False
     if diff is not None and len(diff) > limit:
         diff = diff[:limit] + "\n# modeltrack: diff truncated at MODELTRACK_DIFF_LIMIT bytes\n"
         truncated = True
-    info = {
-        "commit": commit.strip() if commit else None,
-        "branch": branch.strip() if branch else None,
-        "dirty": bool(status.strip()),
-        "root": top.strip(),
-        "diff_truncated": truncated,
-    }
+    info = {"commit": commit, "branch": branch, "dirty": dirty, "diff_truncated": truncated}
     return info, diff
 
 

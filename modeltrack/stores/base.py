@@ -16,7 +16,6 @@ Contract (checked by ``tests/test_store_contract.py`` on every backend):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -101,6 +100,8 @@ class Store(ABC):
 
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of ``key``'s value."""
+        import hashlib
+
         return hashlib.sha256(self.read(key)).hexdigest()
 
     def check_writable(self) -> None:
@@ -108,6 +109,26 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release resources (connections, threads)."""
+
+    def writer(self) -> Store:
+        """The store a running version writes through (default: this one).
+
+        A remote backend returns a write-behind wrapper that keeps writes in a local spool
+        and publishes them in the background, in order, so training never waits on the
+        network (see :mod:`modeltrack.spool`).
+        """
+        return self
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every write made through this store is published.
+
+        Args:
+            timeout: give up after this many seconds without progress (None: no limit).
+
+        Returns:
+            True if nothing is left pending.
+        """
+        return True
 
     # JSON helpers shared by every backend.
     def read_json(self, key: str) -> Any:
@@ -144,6 +165,8 @@ def dumps(obj: Any) -> bytes:
 
 def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
     """Hex SHA-256 and size of a local file, read in chunks."""
+    import hashlib
+
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
