@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from modeltrack.integrations.sklearn import autolog
 from sklearn import metrics
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -21,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import modeltrack as mt
+from modeltrack.integrations.sklearn import autolog
 
 
 def make_pipeline(C: float = 1.0) -> Pipeline:

@@ -1,0 +1,1195 @@
+"""PyTorch Lightning integration: ``Trainer(callbacks=[ModelTrackCallback()])``.
+
+Every ``Trainer.fit`` becomes a numbered version: hyperparameters (the module's and the
+datamodule's ``hparams``, trainer settings, optimizers and schedulers), everything logged
+with ``self.log`` as per-epoch series, the checkpoints the user's ``ModelCheckpoint``
+writes, data fingerprints, and the status (finished, failed, interrupted).
+
+Both ``lightning.pytorch`` and ``pytorch_lightning`` work. They ship distinct ``Callback``
+base classes, so :class:`ModelTrackCallback` is a plain class whose ``__new__`` returns an
+instance of a subclass made on first use that derives from ``ModelTrackCallback`` *and*
+from the ``Callback`` class of each package in use: the package(s) already imported, or
+the one named with ``package=``. With both imported, the instance derives from both bases
+and either ``Trainer`` accepts it. The subclasses are module attributes created on demand
+(module ``__getattr__``), so instances pickle (``ddp_spawn``) and nothing of Lightning is
+imported by importing this module.
+
+Example:
+    >>> from lightning.pytorch import Trainer
+    >>> from modeltrack.integrations.lightning import ModelTrackCallback
+    >>> trainer = Trainer(max_epochs=3, callbacks=[ModelTrackCallback(model="mnist")])
+    >>> trainer.fit(module, datamodule=dm)          # -> mnist@v1, mnist@v2, ...
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Self, override
+
+from modeltrack import config
+from modeltrack._patching import Patcher, safe_call, wrap
+from modeltrack._patching import disable as _disable_patches
+from modeltrack._patching import enable as _enable_patches
+from modeltrack.errors import InvalidValueError
+from modeltrack.stores import Store
+from modeltrack.tracking import Version, start
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Callback as _CallbackBase
+    from lightning.pytorch import LightningModule, Trainer
+else:
+    _CallbackBase = object
+
+#: the two distributions, by the module that holds ``Trainer`` and ``Callback``
+PACKAGES = ("lightning.pytorch", "pytorch_lightning")
+#: what :meth:`Version.set_framework` records (``load`` dispatches on it)
+FRAMEWORK = "lightning"
+#: checkpoint policies (see :class:`ModelTrackCallback`)
+POLICIES = ("best", "last", "all", "every_n")
+#: artifact names inside the version
+CHECKPOINT_DIR = "checkpoints"
+FINAL_MODEL_FILE = "model.ckpt"
+#: the key under which a checkpoint carries the version that wrote it
+CHECKPOINT_KEY = "modeltrack"
+#: data fingerprints: item-by-item hashing of generic map-style datasets stops here
+MAX_HASH_ITEMS = 100_000
+MAX_HASH_SECONDS = 2.0
+_AUTOLOG_KEY = "lightning"
+_LABELS = {"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch_lightning"}
+
+
+# ---------------------------------------------------------------------- dual-package classes
+def _class_name(packages: tuple[str, ...]) -> str:
+    return "ModelTrackCallback_" + "_and_".join(_LABELS[p] for p in packages)
+
+
+_CLASSES: dict[tuple[str, ...], type] = {}
+
+
+def _callback_class(packages: Iterable[str]) -> type[ModelTrackCallback]:
+    """The ``ModelTrackCallback`` subclass deriving from the ``Callback`` of each package."""
+    key = tuple(p for p in PACKAGES if p in set(packages))
+    if not key:
+        raise InvalidValueError(f"no Lightning package among {list(packages)!r}; use {PACKAGES}", value=packages)
+    cls = _CLASSES.get(key)
+    if cls is None:
+        bases = tuple(importlib.import_module(p).Callback for p in key)
+        name = _class_name(key)
+        cls = type(
+            name,
+            (ModelTrackCallback, *bases),
+            {"__module__": __name__, "__qualname__": name, "__doc__": ModelTrackCallback.__doc__},
+        )
+        _CLASSES[key] = cls
+        globals()[name] = cls
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    # Pickle (ddp_spawn workers) looks the concrete classes up by name in a fresh process.
+    for key in ((PACKAGES[0],), (PACKAGES[1],), PACKAGES):
+        if _class_name(key) == name:
+            return _callback_class(key)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _imported_packages() -> list[str]:
+    """Lightning packages imported in this process (whose ``Trainer`` is defined)."""
+    return [p for p in PACKAGES if hasattr(sys.modules.get(p), "Trainer")]
+
+
+def _installed_packages() -> list[str]:
+    import importlib.util
+
+    found = []
+    for p in PACKAGES:
+        try:
+            if importlib.util.find_spec(p.split(".")[0]) is not None:
+                found.append(p)
+        except (ImportError, ValueError):
+            continue
+    return found
+
+
+def _package_of(obj: Any) -> str:
+    """``"lightning.pytorch"`` or ``"pytorch_lightning"``: the package of a Trainer/module."""
+    return "pytorch_lightning" if type(obj).__module__.startswith("pytorch_lightning") else "lightning.pytorch"
+
+
+def _resolve_packages(package: str | None) -> list[str]:
+    if package is not None:
+        wanted = {
+            "lightning": "lightning.pytorch",
+            "lightning.pytorch": "lightning.pytorch",
+            "pytorch_lightning": "pytorch_lightning",
+            "pytorch-lightning": "pytorch_lightning",
+        }.get(package)
+        if wanted is None:
+            raise InvalidValueError(
+                f"package={package!r} is not a Lightning package; use 'lightning' or 'pytorch_lightning'",
+                value=package,
+            )
+        return [wanted]
+    packages = _imported_packages() or _installed_packages()
+    if not packages:
+        raise ImportError(
+            "ModelTrackCallback needs PyTorch Lightning: pip install 'modeltrack[lightning]' "
+            "(or 'modeltrack[pytorch-lightning]')"
+        )
+    return packages
+
+
+def _validate(checkpoints: str | None, every_n_epochs: int, log_every_n_steps: int | None) -> None:
+    if checkpoints is not None and checkpoints not in POLICIES:
+        raise InvalidValueError(
+            f"checkpoints={checkpoints!r} is not a checkpoint policy; use one of {', '.join(map(repr, POLICIES))} "
+            f"or None (store no checkpoint)",
+            value=checkpoints,
+        )
+    if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+        raise InvalidValueError(f"every_n_epochs={every_n_epochs!r} must be an int >= 1", value=every_n_epochs)
+    if log_every_n_steps is not None and (not isinstance(log_every_n_steps, int) or log_every_n_steps < 0):
+        raise InvalidValueError(
+            f"log_every_n_steps={log_every_n_steps!r} must be None (step-only metrics at the Trainer's "
+            f"cadence), 0 (no step values) or an int >= 1",
+            value=log_every_n_steps,
+        )
+
+
+# ---------------------------------------------------------------------- the callback
+class ModelTrackCallback(_CallbackBase):
+    """Record every ``Trainer.fit`` as a new version of ``model``.
+
+    Works with ``lightning.pytorch`` and ``pytorch_lightning`` alike (see the module
+    docstring). Only global rank zero writes; other ranks run the same hooks without
+    writing. Tracking failures become warnings (errors when ``MODELTRACK_STRICT=1``);
+    training is never stopped by them.
+
+    Args:
+        model: model name; default ``MODELTRACK_MODEL``, else the LightningModule's class name.
+        store: store URI or object; default ``MODELTRACK_STORE``.
+        checkpoints: what to keep of the checkpoints the user's ``ModelCheckpoint``(s) write
+            (each is stored as soon as it is written, so a crash loses nothing):
+            ``"best"`` (default) mirrors the ModelCheckpoint — what it keeps (top-k, last)
+            is kept, what it deletes is released, its best is marked; ``"last"`` keeps only
+            the latest one; ``"all"`` keeps every one ever written; ``"every_n"`` keeps those
+            written at the end of every ``every_n_epochs``-th epoch, and the best. Without a
+            ModelCheckpoint the final weights are stored as ``model.ckpt`` (``"every_n"``
+            also saves one every ``every_n_epochs`` epochs). ``None`` stores nothing.
+        every_n_epochs: period of the ``"every_n"`` policy.
+        log_every_n_steps: step-level values: ``None`` (default) records metrics logged
+            only per step (``on_epoch=False``, the ``training_step`` default) every
+            ``Trainer(log_every_n_steps)`` steps; ``N`` records every per-step value (those
+            also aggregated per epoch as ``NAME_step``) every N steps; ``0`` records none.
+        data_fingerprint: fingerprint the datasets behind the train/val dataloaders.
+        params: extra hyperparameters to record.
+        tags: tags for the version.
+        package: force ``"lightning"`` or ``"pytorch_lightning"`` instead of detecting it.
+
+    Attributes:
+        version: the :class:`~modeltrack.Version` of the last ``fit`` on this process
+            (``None`` on ranks other than zero, or before ``fit``).
+
+    Example:
+        >>> trainer = Trainer(max_epochs=5, callbacks=[ModelCheckpoint(monitor="val_loss"),
+        ...                                            ModelTrackCallback(model="churn")])
+        >>> trainer.fit(model, datamodule=dm)
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        if cls is ModelTrackCallback:
+            cls = _callback_class(_resolve_packages(kwargs.get("package")))  # type: ignore[assignment]
+        return super().__new__(cls)  # type: ignore[misc]
+
+    def __init__(
+        self,
+        model: str | None = None,
+        store: Store | str | None = None,
+        *,
+        checkpoints: str | None = "best",
+        every_n_epochs: int = 1,
+        log_every_n_steps: int | None = None,
+        data_fingerprint: bool = True,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        package: str | None = None,
+    ) -> None:
+        _validate(checkpoints, every_n_epochs, log_every_n_steps)
+        self.model = model
+        self.store = store
+        self.checkpoints = checkpoints
+        self.every_n_epochs = every_n_epochs
+        self.log_every_n_steps = log_every_n_steps
+        self.data_fingerprint = data_fingerprint
+        self.params = dict(params or {})
+        self.tags = dict(tags or {})
+        self.package = package
+        self.version: Version | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._v: Version | None = None  # the version being written (rank zero, during fit)
+        self._stored: dict[str, dict[str, Any]] = {}  # abs path -> {"name", "sig", "keep", "owned"}
+        self._names: dict[str, str] = {}  # artifact name -> abs path
+        self._best: str | None = None  # artifact name marked best
+        self._io: _TrackingCheckpointIO | None = None
+        self._io_host: Any = None
+        self._own_save = False
+        self._tmpdir: str | None = None
+        self._pending_epoch: tuple[int, int] | None = None
+        self._seen: dict[str, Any] = {}
+        self._last_step = -1
+        self._data_done: set[str] = set()
+        self._failure: BaseException | None = None
+        self._fitting = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers of ddp_spawn get the configuration, never the running state.
+        state = dict(self.__dict__)
+        state["version"] = None
+        state.update({k: None for k in ("_v", "_io", "_io_host", "_failure")})
+        return state
+
+    def __repr__(self) -> str:
+        where = self.version.ref if self.version is not None else self.model or "?"
+        return f"<ModelTrackCallback {where} checkpoints={self.checkpoints!r}>"
+
+    # ------------------------------------------------------------------ helpers
+    def _guard(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return safe_call(f"modeltrack Lightning callback ({what})", fn, *args, **kwargs)
+
+    @property
+    def _active(self) -> bool:
+        v = self._v
+        return v is not None and not v._closed
+
+    # ------------------------------------------------------------------ lifecycle
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._reset()
+        self._fitting = True
+        if not trainer.is_global_zero:
+            return
+        self._guard("starting the version", self._start, trainer, pl_module)
+        if self._v is not None:
+            self._guard("following checkpoints", self._install_io, trainer)
+
+    def _start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        name = self.model or config.model_name() or _default_name(pl_module)
+        v = start(name, store=self.store, tags=self.tags or None)
+        self._v = self.version = v
+        _watch_exit(self)
+        package = _package_of(trainer)
+        top = importlib.import_module(package.split(".")[0])
+        cls = type(pl_module)
+        info: dict[str, Any] = {
+            "package": package.split(".")[0],
+            "package_version": getattr(top, "__version__", None),
+            "module_class": f"{cls.__module__}:{cls.__qualname__}",
+        }
+        dm = getattr(trainer, "datamodule", None)
+        if dm is not None:
+            info["datamodule_class"] = f"{type(dm).__module__}:{type(dm).__qualname__}"
+        self._guard("recording the framework", v.set_framework, FRAMEWORK, **info)
+        self._guard("recording hyperparameters", v.log_params, _hparams(pl_module))
+        if dm is not None:
+            self._guard("recording datamodule hyperparameters", v.log_params, {"data": _hparams(dm)})
+        self._guard("recording trainer settings", v.log_params, {"trainer": _trainer_params(trainer, self)})
+        if self.params:
+            self._guard("recording params", v.log_params, self.params)
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._active:
+            self._guard("recording optimizers", self._log_optimizers, trainer)
+            self._guard("recording the architecture", self._log_architecture, pl_module)
+
+    def _log_optimizers(self, trainer: Trainer) -> None:
+        assert self._v is not None
+        self._v.log_params(_optimizer_params(trainer))
+
+    def _log_architecture(self, pl_module: LightningModule) -> None:
+        assert self._v is not None
+        self._v.log_info(**_architecture(pl_module))
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._active and self.data_fingerprint:
+            self._guard("fingerprinting the training data", self._log_data, "train", trainer.train_dataloader)
+            self._guard("fingerprinting the validation data", self._log_data, "val", trainer.val_dataloaders)
+
+    @override
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._active and self.data_fingerprint and self._fitting and "val" not in self._data_done:
+            self._guard("fingerprinting the validation data", self._log_data, "val", trainer.val_dataloaders)
+
+    def _log_data(self, name: str, loaders: Any) -> None:
+        if loaders is None or name in self._data_done:
+            return
+        self._data_done.add(name)
+        assert self._v is not None
+        for sub, loader in _flatten_loaders(name, loaders):
+            self._guard(f"fingerprinting {sub}", _log_loader, self._v, sub, loader)
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._pending_epoch is not None and self._active:
+            self._guard("recording epoch metrics", self._close_epoch, trainer)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        every = self.log_every_n_steps
+        if every == 0 or self._v is None:
+            return
+        step = trainer.global_step
+        n = every or getattr(trainer, "log_every_n_steps", 50)
+        if n and step % n == 0 and step != self._last_step and self._active:
+            self._last_step = step
+            self._guard("recording step metrics", self._log_step, trainer, step)
+
+    def _log_step(self, trainer: Trainer, step: int) -> None:
+        results = _results(trainer, "train")
+        if results is None:
+            return
+        values = trainer.callback_metrics
+        points: dict[str, Any] = {}
+        for name, on_step, on_epoch in _logged(results):
+            if not on_step or (on_epoch and not self.log_every_n_steps):
+                continue
+            key = f"{name}_step" if on_epoch else name
+            value = values.get(key)
+            if value is not None and value is not self._seen.get(key):
+                self._seen[key] = value
+                points[key] = value
+        if points:
+            assert self._v is not None
+            self._v.log_metrics(points, step=step, epoch=trainer.current_epoch)
+
+    @override
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._active and self._fitting and not trainer.sanity_checking:
+            self._guard("recording validation metrics", self._log_val, trainer)
+
+    def _log_val(self, trainer: Trainer) -> None:
+        values = trainer.callback_metrics
+        results = _results(trainer, "val")
+        names = (
+            [n for n, _, on_epoch in _logged(results, valid_only=True) if on_epoch]
+            if results is not None
+            else [k for k in values if not k.endswith(("_step", "_epoch"))]
+        )
+        points = {}
+        for name in names:
+            value = values.get(name)
+            if value is not None and value is not self._seen.get(name):
+                self._seen[name] = value
+                points[name] = value
+        if points:
+            assert self._v is not None
+            self._v.log_metrics(points, step=trainer.global_step, epoch=trainer.current_epoch)
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning computes the epoch aggregates after every callback's on_train_epoch_end
+        # (and after LightningModule.on_train_epoch_end may log more): they are recorded
+        # at the next epoch start, or at the end of training.
+        self._pending_epoch = (trainer.current_epoch, trainer.global_step)
+        if (
+            self.checkpoints == "every_n"
+            and not _checkpoint_callbacks(trainer)
+            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        ):
+            self._guard(
+                "saving a checkpoint",
+                self._save_own,
+                trainer,
+                f"{CHECKPOINT_DIR}/epoch={trainer.current_epoch}.ckpt",
+                "checkpoint",
+            )
+
+    def _close_epoch(self, trainer: Trainer) -> None:
+        assert self._pending_epoch is not None and self._v is not None
+        epoch, step = self._pending_epoch
+        self._pending_epoch = None
+        values = trainer.callback_metrics
+        results = _results(trainer, "train")
+        if results is not None:
+            names = [n for n, _, on_epoch in _logged(results) if on_epoch]
+        else:
+            names = [k for k in values if not k.endswith(("_step", "_epoch"))]
+        points = {}
+        for name in names:
+            value = values.get(name)
+            if value is not None and value is not self._seen.get(name):
+                self._seen[name] = value
+                points[name] = value
+        if points:
+            self._v.log_metrics(points, step=step, epoch=epoch)
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._pending_epoch is not None and self._active:
+            self._guard("recording epoch metrics", self._close_epoch, trainer)
+        if self.checkpoints is not None and not _checkpoint_callbacks(trainer):
+            self._guard("saving the final weights", self._save_own, trainer, FINAL_MODEL_FILE, "model")
+
+    def _save_own(self, trainer: Trainer, name: str, kind: str) -> None:
+        """Save a checkpoint ourselves (every rank must call ``save_checkpoint``)."""
+        if not self._fitting:
+            return
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="modeltrack-lightning-")
+        path = os.path.join(self._tmpdir, name.replace("/", "_"))
+        self._own_save = True
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._own_save = False
+        if self._active and os.path.exists(path):
+            assert self._v is not None
+            self._guard(
+                f"storing {name}",
+                self._v.log_artifact,
+                path,
+                kind,
+                name,
+                step=trainer.global_step,
+                epoch=trainer.current_epoch,
+            )
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+    @override
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._active:
+            self._guard("storing the checkpoints", self._reconcile, trainer)
+            self._end(None)
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._uninstall_io()
+        if self._active:  # fit ended without on_fit_end or on_exception (should not happen)
+            self._end(self._failure)
+        self._cleanup()
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not self._fitting:
+            return
+        if self._pending_epoch is not None and self._active:
+            self._guard("recording epoch metrics", self._close_epoch, trainer)
+        self._failure = exception
+        self._cleanup()  # the teardown hook does not run after an exception
+        if self._io is not None and any(
+            getattr(cb, "save_on_exception", False) for cb in _checkpoint_callbacks(trainer)
+        ):
+            # ModelCheckpoint(save_on_exception=True) writes after this hook: the version
+            # fails once the strategy tears down (our checkpoint IO's teardown).
+            return
+        self._end(exception)
+
+    def _end(self, failure: BaseException | None) -> None:
+        v = self._v
+        if v is None or v._closed:
+            return
+        if failure is None:
+            self._guard("finishing the version", v.finish)
+        elif isinstance(failure, KeyboardInterrupt):
+            self._guard("marking the version interrupted", v.fail, "interrupted")
+        else:
+            self._guard("marking the version failed", v.fail, failure)
+        self._fitting = False
+
+    def _cleanup(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        self._fitting = False
+
+    # ------------------------------------------------------------------ resume
+    @override
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        v = self._v
+        if v is not None and not v._closed:
+            checkpoint[CHECKPOINT_KEY] = {"model": v.model, "version": v.number, "ref": v.ref}
+
+    @override
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._active and self._fitting:
+            self._guard("recording the resumed version", self._log_resume, trainer, checkpoint)
+
+    def _log_resume(self, trainer: Trainer, checkpoint: dict[str, Any]) -> None:
+        assert self._v is not None
+        path = getattr(trainer, "ckpt_path", None)
+        meta = checkpoint.get(CHECKPOINT_KEY)
+        parent = None
+        if isinstance(meta, dict) and meta.get("model") and meta.get("version"):
+            parent = f"{meta['model']}@v{int(meta['version'])}"
+        elif path and os.path.isfile(str(path)):
+            parent = _find_in_store(self._v, str(path))
+        info = {
+            "checkpoint": os.path.basename(str(path)) if path else None,
+            "epoch": checkpoint.get("epoch"),
+            "global_step": checkpoint.get("global_step"),
+            "parent": parent,
+        }
+        self._v.log_info(resumed_from=info)
+        if parent is not None:
+            self._v.set_parent(parent)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _install_io(self, trainer: Trainer) -> None:
+        if self.checkpoints is None:
+            return
+        strategy = trainer.strategy
+        outer = strategy.checkpoint_io
+        host: Any = strategy
+        attr = "checkpoint_io"
+        # An async IO returns before the file exists: follow the IO that writes it.
+        if (
+            any(c.__name__ == "_WrappingCheckpointIO" for c in type(outer).__mro__)
+            and getattr(outer, "_checkpoint_io", None) is not None
+        ):
+            host, attr = outer, "_checkpoint_io"
+        inner = getattr(host, attr)
+        self._io = _TrackingCheckpointIO(inner, self, trainer)
+        self._io_host = (host, attr, inner)
+        setattr(host, attr, self._io)
+
+    def _uninstall_io(self) -> None:
+        if self._io_host is not None:
+            host, attr, inner = self._io_host
+            if getattr(host, attr, None) is self._io:
+                setattr(host, attr, inner)
+        self._io_host = None
+        self._io = None
+
+    def _io_teardown(self) -> None:
+        # The strategy tears down on success and on failure (before on_fit_end), and the
+        # teardown hook only runs on success: put the user's IO back here.
+        self._uninstall_io()
+        if self._failure is not None and self._active:
+            self._end(self._failure)
+
+    def _on_saved(self, trainer: Trainer | None, path: str) -> None:
+        if self._own_save or not self._active or trainer is None:
+            return
+        path = os.path.abspath(path)
+        owner = _owner_of(trainer, path)
+        policy = self.checkpoints
+        epoch = trainer.current_epoch
+        best = _best_path(trainer)
+        if policy == "every_n":
+            keep = (epoch + 1) % self.every_n_epochs == 0
+            if not keep and path != best:
+                return
+        else:
+            keep = True
+        self._store(trainer, path, owner, keep=keep, best=(path == best))
+        if policy == "last":
+            for other in [p for p in self._stored if p != path]:
+                self._release(other)
+        elif policy == "every_n":
+            for other, rec in list(self._stored.items()):
+                if other != path and not rec["keep"] and other != best:
+                    self._release(other)
+
+    def _store(self, trainer: Trainer, path: str, owner: Any, *, keep: bool, best: bool) -> None:
+        assert self._v is not None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        sig = (st.st_size, st.st_mtime_ns)
+        rec = self._stored.get(path)
+        if rec is not None and rec["sig"] == sig:
+            if best and self._best != rec["name"]:
+                self._v.mark_best(rec["name"], kind="checkpoint")
+                self._best = rec["name"]
+            return
+        name = rec["name"] if rec is not None else self._name_for(path)
+        meta: dict[str, Any] = {"source": type(owner).__name__ if owner is not None else "Trainer.save_checkpoint"}
+        if owner is not None:
+            meta["monitor"] = getattr(owner, "monitor", None)
+            score = getattr(owner, "best_k_models", {}).get(path) if hasattr(owner, "best_k_models") else None
+            if (
+                score is None
+                and getattr(owner, "best_model_path", None)
+                and os.path.abspath(owner.best_model_path) == path
+            ):
+                score = getattr(owner, "best_model_score", None)
+            if score is not None:
+                meta["score"] = float(score)
+        self._v.log_artifact(
+            path,
+            "checkpoint",
+            name,
+            step=trainer.global_step,
+            epoch=trainer.current_epoch,
+            best=best or None,
+            metadata=meta,
+        )
+        self._stored[path] = {"name": name, "sig": sig, "keep": keep, "owned": owner is not None}
+        self._names[name] = path
+        if best:
+            self._best = name
+
+    def _name_for(self, path: str) -> str:
+        base = os.path.basename(path.rstrip(os.sep)) or "checkpoint"
+        name = f"{CHECKPOINT_DIR}/{base}"
+        i = 1
+        while name in self._names and self._names[name] != path:
+            name = f"{CHECKPOINT_DIR}/{i}-{base}"
+            i += 1
+        return name
+
+    def _release(self, path: str) -> None:
+        rec = self._stored.pop(path, None)
+        if rec is None or self._v is None:
+            return
+        self._names.pop(rec["name"], None)
+        if self._best == rec["name"]:
+            self._best = None
+        self._v.release_artifact(rec["name"])
+
+    def _on_removed(self, path: str) -> None:
+        if self._own_save or not self._active:
+            return
+        path = os.path.abspath(path)
+        rec = self._stored.get(path)
+        if rec is None or self.checkpoints == "all" or (self.checkpoints == "every_n" and rec["keep"]):
+            return
+        self._release(path)
+
+    def _reconcile(self, trainer: Trainer) -> None:
+        """At the end: store what the ModelCheckpoints hold that was not seen being written
+        (strategies that bypass the checkpoint IO), re-store files changed since, mark the best."""
+        policy = self.checkpoints
+        if policy is None:
+            return
+        best = _best_path(trainer)
+        for cb in _checkpoint_callbacks(trainer):
+            paths = [getattr(cb, "best_model_path", ""), getattr(cb, "last_model_path", "")]
+            paths += list(getattr(cb, "best_k_models", {}) or {})
+            for p in dict.fromkeys(os.path.abspath(x) for x in paths if x):
+                if not os.path.isfile(p):
+                    continue
+                rec = self._stored.get(p)
+                if rec is not None or policy in ("best", "all") or (policy == "every_n" and p == best):
+                    self._store(trainer, p, cb, keep=rec["keep"] if rec else True, best=(p == best))
+        if policy == "best":
+            for p, rec in list(self._stored.items()):
+                if rec["owned"] and not os.path.exists(p):
+                    self._release(p)
+
+
+_LIVE: weakref.WeakSet[ModelTrackCallback] = weakref.WeakSet()
+_exit_hook_installed = False
+
+
+def _watch_exit(cb: ModelTrackCallback) -> None:
+    """Fail a version whose process exits inside ``fit`` (e.g. a ``ddp_spawn`` worker whose
+    exception Lightning never reports to callbacks): the core would finish it at exit."""
+    global _exit_hook_installed
+    _LIVE.add(cb)
+    if not _exit_hook_installed:
+        # Registered after the core's exit hook (installed by the first start()), so it runs first.
+        atexit.register(_fail_open_versions)
+        _exit_hook_installed = True
+
+
+def _fail_open_versions() -> None:
+    for cb in list(_LIVE):
+        v = cb._v
+        if v is not None and not v._closed:
+            try:
+                v.fail("the process exited during Trainer.fit")
+            except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
+                sys.stderr.write(f"modeltrack: could not mark {v.ref} failed at exit: {exc}\n")
+
+
+class _TrackingCheckpointIO:
+    """Delegates to the strategy's checkpoint IO and tells the callback about every file
+    written or removed (the checkpoint is stored as soon as it is on disk)."""
+
+    def __init__(self, inner: Any, callback: ModelTrackCallback, trainer: Any) -> None:
+        self.inner = inner
+        self._callback = callback
+        self._trainer = trainer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["inner"], name)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is None:
+            self.inner.save_checkpoint(checkpoint, path)
+        else:
+            self.inner.save_checkpoint(checkpoint, path, storage_options=storage_options)
+        cb = self._callback
+        safe_call("modeltrack Lightning callback (storing a checkpoint)", cb._on_saved, self._trainer, os.fspath(path))
+
+    def remove_checkpoint(self, path: Any) -> None:
+        self.inner.remove_checkpoint(path)
+        cb = self._callback
+        safe_call("modeltrack Lightning callback (releasing a checkpoint)", cb._on_removed, os.fspath(path))
+
+    def load_checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.load_checkpoint(*args, **kwargs)
+
+    def teardown(self) -> None:
+        try:
+            self.inner.teardown()
+        finally:
+            safe_call("modeltrack Lightning callback (ending the version)", self._callback._io_teardown)
+
+
+# ---------------------------------------------------------------------- what is captured
+def _default_name(pl_module: Any) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "-", type(pl_module).__name__)[:128] or "model"
+
+
+def _hparams(obj: Any) -> dict[str, Any]:
+    hp = getattr(obj, "hparams", None)
+    try:
+        return dict(hp) if hp else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _checkpoint_callbacks(trainer: Any) -> list[Any]:
+    return list(getattr(trainer, "checkpoint_callbacks", None) or [])
+
+
+def _best_path(trainer: Any) -> str | None:
+    cb = getattr(trainer, "checkpoint_callback", None)
+    path = getattr(cb, "best_model_path", None)
+    return os.path.abspath(path) if path else None
+
+
+def _owner_of(trainer: Any, path: str) -> Any:
+    for cb in _checkpoint_callbacks(trainer):
+        known = [
+            getattr(cb, "best_model_path", ""),
+            getattr(cb, "last_model_path", ""),
+            getattr(cb, "_last_checkpoint_saved", ""),
+        ]
+        known += list(getattr(cb, "best_k_models", {}) or {})
+        if path in {os.path.abspath(k) for k in known if k}:
+            return cb
+        dirpath = getattr(cb, "dirpath", None)
+        if dirpath and os.path.dirname(path) == os.path.abspath(dirpath):
+            return cb
+    return None
+
+
+def _simple(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) <= 16
+        and all(isinstance(x, (bool, int, float, str)) for x in value)
+    )
+
+
+def _trainer_params(trainer: Any, me: ModelTrackCallback) -> dict[str, Any]:
+    def get(name: str) -> Any:
+        try:
+            return getattr(trainer, name)
+        except Exception:  # noqa: BLE001 - a property may not be ready yet
+            return None
+
+    out: dict[str, Any] = {
+        name: get(name)
+        for name in (
+            "max_epochs",
+            "min_epochs",
+            "max_steps",
+            "accumulate_grad_batches",
+            "gradient_clip_val",
+            "gradient_clip_algorithm",
+            "check_val_every_n_epoch",
+            "val_check_interval",
+            "limit_train_batches",
+            "limit_val_batches",
+            "log_every_n_steps",
+            "num_devices",
+            "num_nodes",
+        )
+    }
+    out["precision"] = str(get("precision"))
+    out["accelerator"] = type(get("accelerator")).__name__
+    out["strategy"] = type(get("strategy")).__name__
+    out["callbacks"] = [
+        type(cb).__name__ for cb in get("callbacks") or [] if cb is not me and not isinstance(cb, ModelTrackCallback)
+    ]
+    ckpts = []
+    for cb in _checkpoint_callbacks(trainer):
+        ckpts.append(
+            {
+                k: getattr(cb, k, None)
+                for k in ("monitor", "mode", "save_top_k", "save_last", "every_n_epochs", "save_weights_only")
+                if _simple(getattr(cb, k, None))
+            }
+        )
+    if ckpts:
+        out["checkpointing"] = ckpts
+    return {k: v for k, v in out.items() if v is not None}
+
+
+_OPT_NOISE = {"params", "foreach", "maximize", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
+
+
+def _optimizer_params(trainer: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    optimizers = list(getattr(trainer, "optimizers", None) or [])
+    for i, opt in enumerate(optimizers):
+        key = "optimizer" if len(optimizers) == 1 else f"optimizer.{i}"
+        settings: dict[str, Any] = {"name": type(opt).__name__}
+        for k, v in (getattr(opt, "defaults", None) or {}).items():
+            if k not in _OPT_NOISE and v is not None and _simple(v):
+                settings[k] = v
+        out[key] = settings
+    configs = list(getattr(trainer, "lr_scheduler_configs", None) or [])
+    for i, cfg in enumerate(configs):
+        key = "scheduler" if len(configs) == 1 else f"scheduler.{i}"
+        sched = cfg.scheduler
+        sched_settings: dict[str, Any] = {
+            "name": type(sched).__name__,
+            "interval": cfg.interval,
+            "frequency": cfg.frequency,
+        }
+        if cfg.monitor:
+            sched_settings["monitor"] = cfg.monitor
+        for k, v in vars(sched).items():
+            if not k.startswith("_") and k not in ("optimizer", "last_epoch", "verbose") and _simple(v):
+                sched_settings[k] = list(v) if isinstance(v, tuple) else v
+        out[key] = sched_settings
+    return out
+
+
+def _architecture(module: Any) -> dict[str, Any]:
+    """Parameter counts and a fingerprint of the structure (class, submodule types,
+    parameter and buffer names and shapes; not the values, not the dtype)."""
+    h = hashlib.sha256()
+    h.update(f"{type(module).__module__}.{type(module).__qualname__}\n".encode())
+    for name, sub in module.named_modules():
+        h.update(f"m {name} {type(sub).__qualname__}\n".encode())
+    total = trainable = 0
+    for name, p in module.named_parameters():
+        h.update(f"p {name} {tuple(p.shape)}\n".encode())
+        n = p.numel()
+        total += n
+        if p.requires_grad:
+            trainable += n
+    for name, b in module.named_buffers():
+        h.update(f"b {name} {tuple(b.shape)}\n".encode())
+    return {"architecture": "sha256:" + h.hexdigest()[:16], "params_total": total, "params_trainable": trainable}
+
+
+# ---------------------------------------------------------------------- metrics
+def _results(trainer: Any, stage: str) -> Any:
+    """Lightning's result collection of the train or validation loop (private API; ``None``
+    when it moved, and the callers fall back to ``callback_metrics`` alone)."""
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    if stage == "val":
+        loop = getattr(loop, "val_loop", None)
+    results = getattr(loop, "_results", None)
+    return results if hasattr(results, "items") else None
+
+
+def _logged(results: Any, *, valid_only: bool = False) -> list[tuple[str, bool, bool]]:
+    """``(name as in callback_metrics, on_step, on_epoch)`` of every ``self.log`` key."""
+    out = []
+    items = results.valid_items() if valid_only and hasattr(results, "valid_items") else results.items()
+    for _, rm in items:
+        meta = getattr(rm, "meta", None)
+        if meta is None:
+            continue
+        name = meta.name
+        if getattr(meta, "add_dataloader_idx", False) and getattr(meta, "dataloader_idx", None) is not None:
+            name += f"/dataloader_idx_{meta.dataloader_idx}"
+        out.append((name, bool(meta.on_step), bool(meta.on_epoch)))
+    return out
+
+
+# ---------------------------------------------------------------------- data
+def _flatten_loaders(name: str, loaders: Any) -> list[tuple[str, Any]]:
+    if isinstance(loaders, Mapping):
+        return [(f"{name}/{k}", dl) for k, dl in loaders.items()]
+    if isinstance(loaders, (list, tuple)):
+        if len(loaders) == 1:
+            return [(name, loaders[0])]
+        return [(f"{name}/{i}", dl) for i, dl in enumerate(loaders)]
+    return [(name, loaders)]
+
+
+def _log_loader(v: Version, name: str, loader: Any) -> None:
+    ds = getattr(loader, "dataset", None)
+    sizes: dict[str, Any] = {}
+    try:
+        sizes["batches"] = len(loader)
+    except TypeError:
+        pass
+    if getattr(loader, "batch_size", None) is not None:
+        sizes["batch_size"] = loader.batch_size
+    if ds is None:
+        v.log_data_info(name, reason=f"{type(loader).__name__} has no dataset to fingerprint", **sizes)
+        return
+    try:
+        sizes["size"] = len(ds)
+    except TypeError:
+        pass
+    data, why = _dataset_arrays(ds)
+    if data is None:
+        v.log_data_info(name, reason=why, dataset=type(ds).__name__, **sizes)
+        return
+    v.log_data(name, data)
+
+
+def _dataset_arrays(ds: Any) -> tuple[Any, str]:
+    """The tensors behind a map-style dataset (a tuple, one per field), or why not."""
+    import torch
+    from torch.utils.data import ConcatDataset, IterableDataset, Subset
+
+    if isinstance(ds, IterableDataset):
+        return None, "iterable-style dataset: it cannot be hashed without consuming it"
+    tensors = getattr(ds, "tensors", None)
+    if isinstance(tensors, (tuple, list)) and tensors and all(isinstance(t, torch.Tensor) for t in tensors):
+        return tuple(tensors), ""
+    if isinstance(ds, Subset):
+        base, why = _dataset_arrays(ds.dataset)
+        if base is None:
+            return None, why
+        idx = torch.as_tensor(list(ds.indices), dtype=torch.long)
+        return tuple(t[idx] for t in base), ""
+    if isinstance(ds, ConcatDataset):
+        parts = [_dataset_arrays(d) for d in ds.datasets]
+        if any(p is None for p, _ in parts):
+            return None, next(w for p, w in parts if p is None)
+        widths = {len(p) for p, _ in parts}
+        if len(widths) != 1:
+            return None, "concatenated datasets with different fields"
+        return tuple(torch.cat([p[i] for p, _ in parts]) for i in range(widths.pop())), ""
+    if not hasattr(ds, "__getitem__") or not hasattr(ds, "__len__"):
+        return None, f"{type(ds).__name__} is not a map-style dataset"
+    n = len(ds)
+    if n > MAX_HASH_ITEMS:
+        return None, f"{n} items: more than {MAX_HASH_ITEMS} to hash item by item"
+    deadline = time.monotonic() + MAX_HASH_SECONDS
+    columns: list[list[Any]] | None = None
+    for i in range(n):
+        item = ds[i]
+        fields = item if isinstance(item, (tuple, list)) else (item,)
+        fields = tuple(torch.as_tensor(f) if isinstance(f, (int, float, bool)) else f for f in fields)
+        if not all(isinstance(f, torch.Tensor) or type(f).__module__ == "numpy" for f in fields):
+            kinds = ", ".join(sorted({type(f).__name__ for f in fields}))
+            return None, f"items hold {kinds}, not only tensors or arrays"
+        if columns is None:
+            columns = [[] for _ in fields]
+        if len(fields) != len(columns):
+            return None, "items have a varying number of fields"
+        for col, f in zip(columns, fields, strict=True):
+            col.append(torch.as_tensor(f))
+        if time.monotonic() > deadline:
+            return None, f"hashing item by item took over {MAX_HASH_SECONDS:g} s (stopped at item {i} of {n})"
+    if not columns:
+        return None, "empty dataset"
+    try:
+        return tuple(torch.stack(col) for col in columns), ""
+    except RuntimeError:
+        return None, "items have varying shapes"
+
+
+def _find_in_store(v: Version, path: str) -> str | None:
+    """The version of this model that stored a checkpoint with this content, if any."""
+    from modeltrack.stores.base import file_sha256
+
+    sha, _ = file_sha256(path)
+    repo = v.repo
+    for n in sorted(repo.version_numbers(v.model), reverse=True)[:200]:
+        if n == v.number:
+            continue
+        try:
+            rec = repo.version((v.model, n), series=False, environment=False)
+        except Exception:  # noqa: BLE001 - a damaged or vanished version is just not the parent
+            continue
+        if any(a.get("sha256") == sha for a in rec.get("artifacts", [])):
+            return f"{v.model}@v{n}"
+    return None
+
+
+# ---------------------------------------------------------------------- autolog
+def autolog(
+    disable: bool = False, *, model: str | None = None, store: Store | str | None = None, **callback_kwargs: Any
+) -> list[str]:
+    """Give every ``Trainer`` a :class:`ModelTrackCallback` (unless it already has one).
+
+    Patches ``Trainer.__init__`` of each Lightning package already imported; the global
+    :func:`modeltrack.autolog` calls this again when another one is imported later.
+    Enabling twice never patches twice; ``disable=True`` restores the original.
+
+    Args:
+        disable: remove the patches.
+        model: model name for the versions (default as for the callback).
+        store: store URI or object.
+        **callback_kwargs: other :class:`ModelTrackCallback` options.
+
+    Returns:
+        the packages patched (``["lightning.pytorch", ...]``), empty when disabling.
+    """
+    if disable:
+        _disable_patches(_AUTOLOG_KEY)
+        return []
+    unknown = set(callback_kwargs) - {
+        "checkpoints",
+        "every_n_epochs",
+        "log_every_n_steps",
+        "data_fingerprint",
+        "params",
+        "tags",
+    }
+    if unknown:
+        raise TypeError(f"autolog() got unexpected options {sorted(unknown)} for ModelTrackCallback")
+    _validate(
+        callback_kwargs.get("checkpoints", "best"),
+        callback_kwargs.get("every_n_epochs", 1),
+        callback_kwargs.get("log_every_n_steps"),
+    )
+    packages = _imported_packages()
+    options = {"model": model, "store": store, **callback_kwargs}
+
+    def install(patcher: Patcher) -> None:
+        for pkg in packages:
+            trainer_cls = sys.modules[pkg].Trainer
+            patcher.setattr(trainer_cls, "__init__", wrap(trainer_cls.__init__, _make_init(pkg, options)))
+
+    _enable_patches(_AUTOLOG_KEY, install)
+    return packages
+
+
+def _make_init(package: str, options: dict[str, Any]) -> Callable[..., Any]:
+    def around(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+        new = safe_call(
+            "modeltrack autolog (adding ModelTrackCallback to the Trainer)", _with_callback, kwargs, package, options
+        )
+        return original(self, *args, **(new if new is not None else kwargs))
+
+    return around
+
+
+def _with_callback(kwargs: dict[str, Any], package: str, options: dict[str, Any]) -> dict[str, Any]:
+    callbacks = kwargs.get("callbacks")
+    if callbacks is None:
+        listed: list[Any] = []
+    elif isinstance(callbacks, (list, tuple)):
+        listed = list(callbacks)
+    else:
+        listed = [callbacks]
+    if any(isinstance(cb, ModelTrackCallback) for cb in listed):
+        return kwargs
+    listed.append(_callback_class((package,))(**options))
+    return {**kwargs, "callbacks": listed}
+
+
+# ---------------------------------------------------------------------- loading
+def load_artifact(
+    file: str | os.PathLike[str],
+    record: Mapping[str, Any],
+    artifact: Mapping[str, Any],
+    *,
+    cls: type | None = None,
+    map_location: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """Load a stored checkpoint back as the LightningModule that was trained.
+
+    Called by :func:`modeltrack.load` for versions recorded by this integration.
+
+    Args:
+        file: the local checkpoint file.
+        record: the version record (``show --json`` shape).
+        artifact: the artifact record being loaded.
+        cls: the LightningModule class to use instead of the recorded one.
+        map_location: passed to ``load_from_checkpoint`` (default ``"cpu"`` unless CUDA is available).
+        **kwargs: passed to ``load_from_checkpoint`` (e.g. hparams overrides).
+
+    Raises:
+        ImportError: the recorded class cannot be imported here.
+    """
+    import torch
+
+    ref = f"{record.get('model')}@v{record.get('version')}"
+    if cls is None:
+        target = (record.get("info") or {}).get("module_class")
+        if not target:
+            raise ImportError(
+                f"{ref} does not record its LightningModule class; pass it: modeltrack.load({ref!r}, trust=True, "
+                f"cls=YourModule)"
+            )
+        cls = _import_class(str(target), ref)
+    if map_location is None and not torch.cuda.is_available():
+        map_location = "cpu"
+    import inspect
+
+    try:
+        accepts_weights_only = "weights_only" in inspect.signature(cls.load_from_checkpoint).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        accepts_weights_only = False
+    if accepts_weights_only:
+        # load() already asked the user to trust this store: hparams may hold any object.
+        kwargs.setdefault("weights_only", False)
+    module = cls.load_from_checkpoint(os.fspath(file), map_location=map_location, **kwargs)  # type: ignore[attr-defined]
+    module.eval()
+    return module
+
+
+def _import_class(target: str, ref: str) -> type:
+    module_name, _, qualname = target.partition(":")
+    fix = (
+        f"make it importable (run from the project directory, or pip install the package that defines it) "
+        f"or pass the class: modeltrack.load({ref!r}, trust=True, cls={qualname.split('.')[-1] or 'YourModule'})"
+    )
+    if "<locals>" in qualname:
+        raise ImportError(
+            f"{ref} was trained with {target}, a class defined inside a function, which cannot be "
+            f"imported; define it at module level, or pass it: modeltrack.load({ref!r}, trust=True, "
+            f"cls=...)",
+            name=module_name,
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(
+            f"{ref} was trained with the LightningModule {target}, which cannot be imported here ({exc}); {fix}",
+            name=module_name,
+        ) from exc
+    if not isinstance(obj, type):
+        raise ImportError(f"{target} recorded for {ref} is not a class; {fix}", name=module_name)
+    return obj
+
+
+__all__ = ["CHECKPOINT_KEY", "FINAL_MODEL_FILE", "POLICIES", "ModelTrackCallback", "autolog", "load_artifact"]
