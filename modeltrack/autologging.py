@@ -229,6 +229,9 @@ def _installed(names: tuple[str, ...]) -> bool:
     return False
 
 
+_FRAMEWORK_KEYS = ("lightning", "keras", "sklearn")
+
+
 def _apply(module_name: str, kwargs: dict[str, Any]) -> None:
     try:
         module = importlib.import_module(module_name)
@@ -238,7 +241,11 @@ def _apply(module_name: str, kwargs: dict[str, Any]) -> None:
         raise
     fn = getattr(module, "autolog", None)
     if fn is not None:
-        fn(disable=False, **kwargs)
+        # Shared options (model=, store=) go to every integration; options of one framework
+        # come in a dict under its name: autolog(model="m", lightning={"checkpoints": "all"}).
+        short = module_name.rsplit(".", 1)[-1]
+        shared = {k: v for k, v in kwargs.items() if k not in _FRAMEWORK_KEYS}
+        fn(disable=False, **shared, **dict(kwargs.get(short) or {}))
 
 
 def autolog(disable: bool = False, **kwargs: Any) -> list[str]:
@@ -251,7 +258,9 @@ def autolog(disable: bool = False, **kwargs: Any) -> list[str]:
 
     Args:
         disable: switch everything off again and remove the import hooks.
-        **kwargs: ``model=NAME``, ``store=URI`` and integration options.
+        **kwargs: ``model=NAME`` and ``store=URI`` for every integration, and options of one
+            integration as a dict under its name (``lightning={"checkpoints": "all"}``,
+            ``keras={...}``, ``sklearn={...}``).
 
     Returns:
         the integration modules switched on (or armed for a later import), or switched off.

@@ -212,3 +212,26 @@ def test_env_var_switches_autolog_on_at_startup(tmp_path: Path, store_uri: str) 
     # Without the variable nothing is recorded and modeltrack is not even imported.
     out = _python("import sys; print('modeltrack' in sys.modules)", env={"MODELTRACK_AUTOLOG": "0"})
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_framework_options_reach_only_their_integration(store_uri: str) -> None:
+    """Shared options go to every integration; a framework's own options go only to it."""
+    out = _python(
+        """
+        import json, numpy as np
+        import modeltrack as mt
+        import lightning.pytorch
+        from sklearn.linear_model import LogisticRegression
+        mt.autolog(model="opts", sklearn={"log_models": False}, lightning={"checkpoints": "all"})
+        X = np.random.default_rng(0).normal(size=(30, 2)); y = (X[:, 0] > 0).astype(int)
+        LogisticRegression().fit(X, y)
+        mt.autolog(disable=True)
+        rec = mt.show("opts")
+        print(json.dumps({"kinds": [a["kind"] for a in rec["artifacts"]], "model": rec["model"]}))
+        """,
+        env={"MODELTRACK_STORE": store_uri},
+    )
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["model"] == "opts" and "model" not in res["kinds"]
