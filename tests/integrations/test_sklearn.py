@@ -17,7 +17,6 @@ import pytest
 np = pytest.importorskip("numpy")
 pytest.importorskip("sklearn")
 
-from modeltrack.integrations import sklearn as mts  # noqa: E402
 from sklearn import metrics  # noqa: E402
 from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E402
@@ -27,6 +26,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 import modeltrack as mt  # noqa: E402
 from modeltrack import _patching  # noqa: E402
 from modeltrack.errors import ModelTrackWarning, UntrustedArtifactError  # noqa: E402
+from modeltrack.integrations import sklearn as mts  # noqa: E402
 
 
 @pytest.fixture

@@ -1,0 +1,1119 @@
+"""Keras 3: ``model.fit(..., callbacks=[ModelTrackCallback(...)])`` and :func:`autolog`.
+
+Works with every Keras 3 backend and never imports TensorFlow. Keras picks its backend when
+it is first imported, from ``KERAS_BACKEND`` (or ``~/.keras/keras.json``); without TensorFlow
+installed, set ``KERAS_BACKEND=torch`` (or ``jax``) before importing Keras or this module.
+
+Each ``fit`` becomes one version that holds:
+
+- params: compile settings (loss, metrics, optimizer config), a per-layer summary of the
+  model config, fit settings (epochs, steps, batch size, validation split, class / sample
+  weights present, shuffle, the other callbacks and their main settings), and the
+  ``params=`` you pass;
+- info: the framework (``keras``, backend, Keras version), parameter counts and an
+  ``architecture`` fingerprint (layer classes and weight shapes), and how training ended
+  (epochs run, early stop);
+- metrics: every key of Keras's epoch ``logs`` (``loss``, ``val_loss``, …) plus
+  ``learning_rate``, one point per epoch (``epoch`` = Keras's epoch index, ``step`` = batches
+  run so far in this fit); ``batch_*`` series per batch with ``log_batches``;
+- data: fingerprints of the arrays / tensors ``fit`` got (``train.x``, ``train.y``,
+  ``val.x``, ``val.y``), or sizes only, with the reason, for datasets and generators;
+- artifacts: ``model_config.json``, checkpoints by policy and the final ``model.keras``.
+
+How a failed ``fit`` is noticed (Keras callbacks have no exception hook):
+
+1. With :func:`autolog`, the patched ``Model.fit`` sees the exception itself.
+2. The callback wraps the model's ``train_function`` / ``test_function`` while ``fit`` runs,
+   so an exception in a layer, a loss, a metric or the optimizer marks the version failed
+   with its traceback the moment it happens (``StopIteration`` and TensorFlow's
+   ``OutOfRangeError``, which Keras uses to end an epoch, are let through).
+3. Anything else (a failing data generator or another callback) is noticed when ``fit``'s
+   :class:`keras.callbacks.CallbackList` is freed without ``on_train_end`` having run
+   (a ``weakref.finalize``, which also runs at interpreter exit); the version is marked
+   failed, with the uncaught exception if the program ended on one.
+
+The user's exception always propagates unchanged, and a tracking failure never stops
+training: it becomes a :class:`~modeltrack.ModelTrackWarning` (an error under
+``MODELTRACK_STRICT=1``).
+
+Checkpoint writes are budgeted: a ``.keras`` save costs tens of milliseconds, so with short
+epochs saving on every improvement would dominate the cost of tracking. With the default
+``checkpoint_budget=0.01``, a ``"best"`` or ``"last"`` checkpoint is written at once only when
+all writes so far plus this one cost at most 1% of the time since ``fit`` began; otherwise
+the weights and optimizer state are kept in memory (when smaller than
+:attr:`ModelTrackCallback.MAX_SNAPSHOT_BYTES`) and written at the next affordable epoch, at
+the end of training (where the final model file serves when it is the same state), or when
+training fails. With epochs of a few seconds or more every checkpoint is written at once;
+only a process killed outright can lose a deferred one. ``checkpoint_budget=None`` writes
+every checkpoint at once, like Keras's ``ModelCheckpoint``.
+
+Example:
+    >>> import os; os.environ.setdefault("KERAS_BACKEND", "torch")
+    >>> import keras
+    >>> from modeltrack.integrations.keras import ModelTrackCallback
+    >>> model.fit(x, y, epochs=5, validation_split=0.2,
+    ...           callbacks=[ModelTrackCallback(model="churn", params={"data": "v2"})])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+try:
+    import keras
+except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the installation
+    if _exc.name and _exc.name.split(".")[0] == "tensorflow":
+        raise ImportError(
+            "Keras is set to the TensorFlow backend, which is not installed; set KERAS_BACKEND=torch "
+            "(or jax) before importing keras or modeltrack.integrations.keras"
+        ) from _exc
+    raise
+
+from modeltrack import _patching, tracking
+from modeltrack._util import metric_goal
+from modeltrack.errors import ModelTrackError, ModelTrackWarning
+from modeltrack.stores import Store
+from modeltrack.tracking import Version, report
+
+__all__ = ["ModelTrackCallback", "autolog", "load_artifact"]
+
+POLICIES = ("best", "last", "every_n", "all", "none")
+_PATCH_KEY = "keras"
+_DEFAULT_CALLBACKS = ("History", "ProgbarLogger")
+#: settings recorded as params for the callbacks that shape a run
+_CALLBACK_SETTINGS: dict[str, tuple[str, ...]] = {
+    "EarlyStopping": ("monitor", "patience", "min_delta", "mode", "restore_best_weights", "start_from_epoch"),
+    "ReduceLROnPlateau": ("monitor", "factor", "patience", "min_delta", "cooldown", "min_lr", "mode"),
+    "ModelCheckpoint": ("monitor", "save_best_only", "save_weights_only", "mode", "save_freq"),
+    "LearningRateScheduler": (),
+    "TerminateOnNaN": (),
+}
+#: layer config keys left out of the per-layer summary (names and dtypes change run to run)
+_SKIP_LAYER_KEYS = {"name", "dtype", "trainable", "autocast", "registered_name"}
+
+
+def _warn(exc: BaseException, what: str) -> None:
+    """Warn even in strict mode: used where raising would replace the user's exception."""
+    warnings.warn(f"modeltrack: {what} failed: {exc}", ModelTrackWarning, stacklevel=3)
+
+
+def _loop_control(exc: BaseException) -> bool:
+    """Exceptions Keras raises inside a step function to end an epoch (caught by ``fit``)."""
+    return isinstance(exc, StopIteration) or type(exc).__name__ == "OutOfRangeError"
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        if isinstance(value, keras.Variable):
+            value = value.value  # the backend tensor: numpy converts it without a deprecation warning
+        return float(keras.ops.convert_to_numpy(value))
+    except Exception:  # noqa: BLE001 - a missing or odd value is simply not recorded
+        return None
+
+
+def _f32(value: Any) -> Any:
+    """A float32 setting as the number the user wrote (0.003, not 0.003000000026077032)."""
+    return float(f"{value:.7g}") if isinstance(value, float) else value
+
+
+def _name_of(obj: Any) -> Any:
+    """A short readable name for a loss / metric / optimizer as given to ``compile``."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, Mapping):
+        if "class_name" in obj:
+            return obj.get("registered_name") or obj["class_name"]
+        return {str(k): _name_of(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_name_of(v) for v in obj]
+    return getattr(obj, "name", None) or getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def _scalar(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) <= 8
+        and all(v is None or isinstance(v, (bool, int, float, str)) for v in value)
+    )
+
+
+def layer_summary(layer: Any) -> str:
+    """``Dense(units=16, activation='relu', use_bias=True)``: the class and the scalar
+    settings of a layer's config (names and dtypes left out, so equal layers read equal)."""
+    try:
+        cfg = layer.get_config()
+    except Exception:  # noqa: BLE001 - subclassed layers need not implement get_config
+        cfg = {}
+    items = [f"{k}={v!r}" for k, v in cfg.items() if k not in _SKIP_LAYER_KEYS and v is not None and _scalar(v)]
+    return f"{type(layer).__name__}({', '.join(items)})"
+
+
+def architecture(model: Any) -> str:
+    """Fingerprint of a built model: its class, its layers' classes and its weight shapes.
+
+    Layer and weight *names* are left out: Keras numbers them (``dense_3``) per process.
+    """
+    parts: list[Any] = [f"{type(model).__module__}.{type(model).__qualname__}"]
+    for layer in model.layers:
+        cls = type(layer)
+        parts.append([f"{cls.__module__}.{cls.__qualname__}", [list(w.shape) for w in layer.weights]])
+    parts.append([list(w.shape) for w in model.weights])
+    text = json.dumps(parts, default=str, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _count(weights: Any) -> int:
+    total = 0
+    for w in weights:
+        size = 1
+        for d in w.shape:
+            size *= int(d)
+        total += size
+    return total
+
+
+def _data_kind(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _hashable(obj: Any) -> bool:
+    """Arrays / tensors (or lists, tuples and dicts of them) that can be fingerprinted exactly."""
+    mod = type(obj).__module__.split(".", 1)[0]
+    if mod in ("numpy", "torch", "pandas", "scipy", "jax", "jaxlib", "tensorflow") and hasattr(obj, "shape"):
+        return True
+    if isinstance(obj, Mapping):
+        return bool(obj) and all(_hashable(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return bool(obj) and all(_hashable(v) for v in obj)
+    return False
+
+
+def _as_host(obj: Any) -> Any:
+    """JAX / TF arrays as numpy (the core fingerprints numpy, torch and pandas natively)."""
+    mod = type(obj).__module__.split(".", 1)[0]
+    if mod in ("jax", "jaxlib", "tensorflow"):
+        return keras.ops.convert_to_numpy(obj)
+    if isinstance(obj, Mapping):
+        return {k: _as_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_as_host(v) for v in obj)
+    return obj
+
+
+class _Snapshot:
+    """The weights and optimizer state of one epoch, held in memory until written."""
+
+    def __init__(self, model: Any, epoch: int, step: int, value: float | None) -> None:
+        self.epoch, self.step, self.value = epoch, step, value
+        self.weights, self.opt = _capture_state(model)
+
+
+def _capture_state(model: Any) -> tuple[list[Any], list[Any]]:
+    import numpy as np
+
+    # np.array(copy=True): on the torch CPU backend get_weights() may share memory with the
+    # live variables, which the next optimizer step overwrites.
+    weights = [np.array(w, copy=True) for w in model.get_weights()]
+    opt = getattr(model, "optimizer", None)
+    opt_vars = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in getattr(opt, "variables", [])]
+    return weights, opt_vars
+
+
+def _restore_state(model: Any, state: tuple[list[Any], list[Any]]) -> None:
+    weights, opt_vars = state
+    model.set_weights(weights)
+    opt = getattr(model, "optimizer", None)
+    for var, value in zip(getattr(opt, "variables", []), opt_vars, strict=True):
+        var.assign(value)
+
+
+def _state_bytes(model: Any) -> int:
+    opt = getattr(model, "optimizer", None)
+    return 4 * (_count(model.weights) + _count(getattr(opt, "variables", [])))
+
+
+class ModelTrackCallback(keras.callbacks.Callback):
+    """Record every ``fit`` it is passed to as a new version of ``model``.
+
+    Args:
+        model: model name; default ``MODELTRACK_MODEL`` or the script's name.
+        store: store URI or object; default ``MODELTRACK_STORE``.
+        checkpoints: ``"best"`` (by ``monitor``; the previous best is released), ``"last"``
+            (only the latest epoch is kept), ``"every_n"`` (every ``every_n_epochs`` epochs,
+            all kept, the best marked), ``"all"`` (every epoch) or ``"none"``.
+        monitor: the ``logs`` key that decides "best"; default ``val_loss`` when validation
+            runs, else ``loss``.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (guessed from the name: losses and errors
+            are minimised, accuracies maximised).
+        every_n_epochs: period of ``"every_n"``.
+        checkpoint_budget: share of training time checkpoint writes may take before
+            ``"best"`` / ``"last"`` writes are deferred (see the module docs); ``None`` writes
+            every checkpoint at once.
+        checkpoint_dir: keep the checkpoint and model files here (default: a temporary
+            directory, removed after ``fit``).
+        save_model: store the final model as ``model.keras`` (``kind="model"``).
+        log_batches: also record ``logs`` per batch as ``batch_<key>`` series (``True``, or
+            every N batches).
+        data: datasets to fingerprint, ``{name: array_or_tensor}``, in addition to what
+            ``fit`` was given.
+        fingerprint_data: fingerprint the arrays given to ``fit``.
+        params: extra hyperparameters to record.
+        tags: tags of the new version.
+        version: record into this running version instead of starting one per ``fit``
+            (you then finish or fail it yourself; failures are not watched).
+
+    Raises:
+        ModelTrackError: a setting is invalid.
+
+    Example:
+        >>> cb = ModelTrackCallback(model="churn", checkpoints="best", monitor="val_auc")
+        >>> model.fit(x, y, validation_split=0.2, epochs=10, callbacks=[cb])
+        >>> cb.last_version.ref
+        'churn@v3'
+    """
+
+    #: name of the final model file inside the version
+    MODEL_FILE = "model.keras"
+    #: name of the model config file inside the version
+    CONFIG_FILE = "model_config.json"
+    #: checkpoint names inside the version (``epoch`` is Keras's 0-based index)
+    CHECKPOINT_FILE = "checkpoints/epoch-{epoch:03d}.keras"
+    #: largest model + optimizer state kept in memory to defer a checkpoint write
+    MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+
+    def __init__(
+        self,
+        model: str | None = None,
+        store: Store | str | None = None,
+        *,
+        checkpoints: str = "best",
+        monitor: str | None = None,
+        mode: str = "auto",
+        every_n_epochs: int = 1,
+        checkpoint_budget: float | None = 0.01,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        save_model: bool = True,
+        log_batches: bool | int = False,
+        data: Mapping[str, Any] | None = None,
+        fingerprint_data: bool = True,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        version: Version | None = None,
+    ) -> None:
+        super().__init__()
+        if checkpoints not in POLICIES:
+            raise ModelTrackError(
+                f"checkpoints={checkpoints!r} is not a policy; use one of {', '.join(map(repr, POLICIES))}"
+            )
+        if mode not in ("auto", "min", "max"):
+            raise ModelTrackError(f"mode={mode!r} is invalid; use 'auto', 'min' or 'max'")
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ModelTrackError(f"every_n_epochs={every_n_epochs!r} is invalid; use an integer >= 1")
+        if checkpoint_budget is not None and not (0 <= checkpoint_budget <= 1):
+            raise ModelTrackError(
+                f"checkpoint_budget={checkpoint_budget!r} is invalid; use a fraction in [0, 1] or None"
+            )
+        if not isinstance(log_batches, (bool, int)) or log_batches < 0:
+            raise ModelTrackError(f"log_batches={log_batches!r} is invalid; use True/False or a batch period >= 1")
+        if data is not None and not isinstance(data, Mapping):
+            raise ModelTrackError(f"data={type(data).__name__} is invalid; pass a mapping {{name: array}}")
+        self.model_name = model
+        self.store = store
+        self.checkpoints = checkpoints
+        self.monitor = monitor
+        self.mode = mode
+        self.every_n_epochs = 1 if checkpoints == "all" else every_n_epochs
+        self.checkpoint_budget = checkpoint_budget
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.save_model = save_model
+        self.log_batches = int(log_batches)
+        self.data = dict(data or {})
+        self.fingerprint_data = fingerprint_data
+        self.extra_params = dict(params or {})
+        self.tags = dict(tags or {})
+        self._given_version = version
+        #: the version being recorded by the running ``fit`` (``None`` between fits)
+        self.version: Version | None = None
+        #: the version recorded by the latest ``fit`` (finished or failed)
+        self.last_version: Version | None = None
+        self.versions: list[Version] = []
+        self._fit_args: dict[str, Any] | None = None
+        self._reset()
+        if self.log_batches:
+            # Only then: Keras dispatches batch hooks asynchronously when no callback overrides them.
+            self.on_train_batch_end = self._on_train_batch_end  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        self._in_fit = False
+        self._owns = False
+        self._dir: Path | None = None
+        self._tmp: str | None = None
+        self._wrapped: list[tuple[str, Any, Any]] = []
+        self._finalizer: weakref.finalize | None = None
+        self._iter0: int | None = None
+        self._step = 0
+        self._epoch_base_step = 0
+        self._lr: float | None = None
+        self._best: float | None = None
+        self._best_art: str | None = None
+        self._goal = "min"
+        self._monitor: str | None = None
+        self._pending: _Snapshot | None = None
+        self._pending_last: tuple[int, int] | None = None
+        self._last_art: str | None = None
+        self._ckpt_cost = 0.0
+        self._t0 = 0.0
+        self._last_epoch: int | None = None
+        self._epoch: int | None = None
+        self._initial_epoch = 0
+        # Weak: the finalizer watching fit's CallbackList holds this callback strongly.
+        self._callback_list_ref: weakref.ref[Any] | None = None
+        self._config: Any = None
+        self._save_cost: float | None = None
+        self._state_size = 0
+
+    def _other_callbacks(self) -> list[Any]:
+        """The other callbacks of the running ``fit`` (empty when unknown)."""
+        callback_list = self._callback_list_ref() if self._callback_list_ref is not None else None
+        return [c for c in getattr(callback_list, "callbacks", []) if c is not self]
+
+    @property
+    def _active(self) -> Version | None:
+        v = self.version
+        return v if v is not None and not v._closed else None
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Start the version and record everything known before the first epoch."""
+        if self._in_fit:
+            _patching.safe_call("ending the previous keras fit", self._abandon, None)
+        self._reset()
+        self._in_fit = True
+        self._t0 = time.perf_counter()
+        fit_locals = _patching.safe_call("inspecting keras fit", self._find_fit_frame)
+        _patching.safe_call("starting a keras version", self._begin, fit_locals or {})
+
+    def _find_fit_frame(self) -> dict[str, Any]:
+        """The ``CallbackList`` calling us and the locals of the ``fit`` that built it.
+
+        Keras passes callbacks only ``epochs``, ``steps`` and ``verbose``; batch size,
+        validation settings and the arrays themselves are locals of ``fit``. Read, never
+        written; when Keras is laid out differently, they are simply not recorded.
+        """
+        frame: FrameType | None = sys._getframe(1)
+        model = self._model
+        for _ in range(8):
+            if frame is None:
+                break
+            owner = frame.f_locals.get("self")
+            if (
+                self._callback_list_ref is None
+                and isinstance(owner, keras.callbacks.CallbackList)
+                and any(c is self for c in owner.callbacks)
+            ):
+                self._callback_list_ref = weakref.ref(owner)
+            elif frame.f_code.co_name == "fit" and owner is model:
+                return dict(frame.f_locals)
+            frame = frame.f_back
+        return {}
+
+    def _begin(self, fit_locals: dict[str, Any]) -> None:
+        model = self.model
+        if self._given_version is not None:
+            self.version = self._given_version
+        else:
+            self.version = tracking.start(self.model_name, store=self.store, tags=self.tags or None)
+            self._owns = True
+        v = self.version
+        self.versions.append(v)
+        self.last_version = v
+        if self._owns:
+            self._watch_failures()
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            self._dir = self.checkpoint_dir
+        else:
+            self._tmp = tempfile.mkdtemp(prefix="modeltrack-keras-")
+            self._dir = Path(self._tmp)
+        self._iter0 = self._iterations()
+        self._state_size = _patching.safe_call("sizing the keras model", _state_bytes, model) or 0
+        args = {**(self._fit_args or {}), **{k: v for k, v in fit_locals.items() if k != "self"}}
+        self._initial_epoch = int(args.get("initial_epoch") or 0)
+        # Gathered first and written as one record each: every record is a store write.
+        params: dict[str, Any] = dict(self.extra_params)
+        info: dict[str, Any] = {}
+        for what, collect, arg in (
+            ("model info", self._model_params, model),
+            ("compile settings", self._compile_params, model),
+            ("fit settings", self._fit_params, args),
+        ):
+            params.update(_patching.safe_call(f"recording keras {what}", collect, arg, info) or {})
+        v.set_framework("keras", **info)
+        v.log_params(params)
+        _patching.safe_call("recording the keras model config", self._log_config, v, model)
+        _patching.safe_call("recording keras data", self._log_data, v, args, bool(fit_locals))
+
+    def _watch_failures(self) -> None:
+        model = self._model
+        ref = weakref.ref(self)
+        for attr in ("train_function",):
+            self._wrap_step(model, attr, ref)
+        callback_list = self._callback_list_ref() if self._callback_list_ref is not None else None
+        if callback_list is not None and self.version is not None:
+            self._finalizer = weakref.finalize(callback_list, _fit_abandoned, self, self.version)
+
+    def _wrap_step(self, model: Any, attr: str, ref: weakref.ref[ModelTrackCallback]) -> None:
+        fn = getattr(model, attr, None)
+        if fn is None:
+            return
+        fn = getattr(fn, "__modeltrack_original__", fn)
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                if not _loop_control(exc):
+                    cb = ref()
+                    if cb is not None:
+                        cb._failed(exc)
+                raise
+
+        step.__modeltrack_original__ = fn  # type: ignore[attr-defined]
+        setattr(model, attr, step)
+        self._wrapped.append((attr, fn, step))
+
+    def _unwrap(self) -> None:
+        model = self._model
+        while self._wrapped:
+            attr, fn, step = self._wrapped.pop()
+            if model is not None and getattr(model, attr, None) is step:
+                setattr(model, attr, fn)
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """During ``fit``'s validation, watch ``test_function`` for failures too."""
+        if (
+            self._in_fit
+            and self._owns
+            and self._active is not None
+            and not any(a == "test_function" for a, _, _ in self._wrapped)
+        ):
+            _patching.safe_call(
+                "watching keras validation", self._wrap_step, self._model, "test_function", weakref.ref(self)
+            )
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Read the learning rate this epoch trains with."""
+        if self._active is None:
+            return
+        self._epoch = epoch
+        self._epoch_base_step = self._step
+        try:
+            opt: Any = getattr(self.model, "optimizer", None)
+            self._lr = _f32(_to_float(opt.learning_rate)) if hasattr(opt, "learning_rate") else None
+        except Exception as exc:  # noqa: BLE001 - tracking never stops training
+            report(exc, "reading the keras learning rate")
+
+    def _on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        v = self._active
+        if v is None or not logs:
+            return
+        step = self._epoch_base_step + int(batch) + 1
+        if step % self.log_batches:
+            return
+        try:
+            v.log_metrics({f"batch_{k}": val for k, val in logs.items()}, step=step, epoch=self._epoch)
+        except Exception as exc:  # noqa: BLE001 - tracking never stops training
+            report(exc, "recording keras batch logs")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Record the epoch's ``logs`` and the learning rate; write checkpoints by policy."""
+        v = self._active
+        if v is None:
+            return
+        try:
+            self._epoch_end(v, epoch, dict(logs or {}))
+        except Exception as exc:  # noqa: BLE001 - tracking never stops training
+            report(exc, f"recording keras epoch {epoch}")
+
+    def _epoch_end(self, v: Version, epoch: int, logs: dict[str, Any]) -> None:
+        self._last_epoch = epoch
+        self._step = self._steps_done(epoch)
+        if self._lr is not None and "learning_rate" not in logs:
+            logs["learning_rate"] = self._lr
+        v.log_metrics(logs, step=self._step, epoch=epoch)
+        if self.checkpoints != "none":
+            self._checkpoint(v, epoch, logs)
+
+    def _iterations(self) -> int | None:
+        opt = getattr(self.model, "optimizer", None)
+        it = getattr(opt, "iterations", None)
+        value = _to_float(it) if it is not None else None
+        return int(value) if value is not None else None
+
+    def _steps_done(self, epoch: int) -> int:
+        """Batches run so far in this fit: the optimizer's step counter, else epochs × steps."""
+        now = self._iterations()
+        if now is not None and self._iter0 is not None and now > self._iter0:
+            return now - self._iter0
+        steps = (self.params or {}).get("steps") or 1
+        return (epoch + 1 - self._initial_epoch) * int(steps)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Write the final model and pending checkpoints, then finish the version."""
+        if not self._in_fit:
+            return
+        try:
+            v = self._active
+            if v is not None:
+                self._end(v)
+        except Exception as exc:  # noqa: BLE001 - tracking never stops training
+            report(exc, "finishing the keras version")
+        finally:
+            self._close()
+
+    def _end(self, v: Version) -> None:
+        # Each step on its own: a full store losing the model file must not leave the
+        # version unfinished.
+        model = self.model
+        _patching.safe_call("recording how keras training ended", self._log_outcome, v, model)
+        final: Path | None = None
+        if self.save_model:
+            final = _patching.safe_call("storing the final keras model", self._store_model, v, model)
+        _patching.safe_call("writing the pending keras checkpoint", self._flush_pending, v, final)
+        if self._owns:
+            v.finish()
+
+    def _store_model(self, v: Version, model: Any) -> Path:
+        final = self._save(model, self.MODEL_FILE)
+        v.log_artifact(final, kind="model", name=self.MODEL_FILE, step=self._step, epoch=self._last_epoch)
+        return final
+
+    def _close(self) -> None:
+        """Leave the model as it was and forget the fit (both on success and on failure)."""
+        self._in_fit = False
+        self._unwrap()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        self._callback_list_ref = None
+        self._fit_args = None
+        self._pending = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        self.version = None
+
+    # ------------------------------------------------------------------ failure
+    def _failed(self, exc: BaseException | str | None) -> None:
+        """Mark the version failed (never raises: the user's exception must propagate)."""
+        v = self._active
+        if v is None or not self._owns:
+            return
+        try:
+            if self._pending is not None:
+                self._write_snapshot(v, self._pending)
+        except Exception as err:  # noqa: BLE001
+            _warn(err, "writing the pending keras checkpoint")
+        try:
+            if isinstance(exc, KeyboardInterrupt):
+                v.fail("interrupted")
+            else:
+                v.fail(exc)
+        except Exception as err:  # noqa: BLE001
+            _warn(err, f"marking {v.ref} failed")
+        finally:
+            self._close()
+
+    def _abandon(self, exc: BaseException | str | None) -> None:
+        """``fit`` ended without ``on_train_end``: fail the version it left running."""
+        if self._in_fit and self._active is not None:
+            reason = exc or (
+                "keras fit ended without reaching on_train_end: an exception escaped fit outside the "
+                "train/test step (e.g. in the data pipeline or another callback)"
+            )
+            self._failed(reason)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _resolve_monitor(self, logs: Mapping[str, Any]) -> str | None:
+        if self._monitor is None:
+            name = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
+            self._monitor = name
+            self._goal = self.mode if self.mode != "auto" else (metric_goal(name) or "min")
+            if name not in logs:
+                warnings.warn(
+                    f"modeltrack: checkpoint monitor {name!r} is not in the keras logs "
+                    f"({', '.join(sorted(logs)) or 'none'}); the best checkpoint cannot be chosen",
+                    ModelTrackWarning,
+                    stacklevel=2,
+                )
+        return self._monitor
+
+    def _improved(self, value: float | None) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self._best is None:
+            return True
+        return value < self._best if self._goal == "min" else value > self._best
+
+    def _affordable(self, epoch: int) -> bool:
+        """Whether a checkpoint write now keeps writes within the budget. The last epoch's is
+        always deferred: ``on_train_end`` comes next, and its model file can serve as it."""
+        budget = self.checkpoint_budget
+        if budget is None:
+            return True
+        epochs = (self.params or {}).get("epochs")
+        if (
+            self.save_model
+            and epochs is not None
+            and epoch + 1 >= epochs
+            and self._state_size <= self.MAX_SNAPSHOT_BYTES
+        ):
+            return False
+        # Before the first save, guess its cost from the model's size.
+        expected = self._save_cost if self._save_cost is not None else 0.02 + self._state_size / 100e6
+        return self._ckpt_cost + expected <= budget * (time.perf_counter() - self._t0)
+
+    def _checkpoint(self, v: Version, epoch: int, logs: Mapping[str, Any]) -> None:
+        monitor = self._resolve_monitor(logs)
+        raw = logs.get(monitor) if monitor else None
+        value = float(raw) if isinstance(raw, (int, float)) else None
+        improved = self._improved(value)
+        if improved:
+            self._best = value
+        if self.checkpoints in ("every_n", "all"):
+            if (epoch + 1) % self.every_n_epochs == 0:
+                self._log_checkpoint(
+                    v,
+                    self._save(self.model, self._ckpt_name(epoch)),
+                    epoch,
+                    self._step,
+                    value,
+                    best=improved and value is not None,
+                )
+            return
+        if self.checkpoints == "last":
+            if self._affordable(epoch):
+                self._write_last(v, epoch, self._step, None)
+            else:
+                self._pending_last = (epoch, self._step)
+            return
+        if not improved:
+            return
+        if self._affordable(epoch):
+            self._pending = None
+            self._write_best(v, self._save(self.model, self._ckpt_name(epoch)), epoch, self._step, value)
+        elif self._state_size <= self.MAX_SNAPSHOT_BYTES:
+            self._pending = _Snapshot(self.model, epoch, self._step, value)
+        else:
+            self._write_best(v, self._save(self.model, self._ckpt_name(epoch)), epoch, self._step, value)
+
+    def _ckpt_name(self, epoch: int) -> str:
+        return self.CHECKPOINT_FILE.format(epoch=epoch)
+
+    def _save(self, model: Any, name: str) -> Path:
+        assert self._dir is not None
+        path = self._dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        model.save(path)
+        self._save_cost = time.perf_counter() - t
+        self._ckpt_cost += self._save_cost
+        return path
+
+    def _log_checkpoint(self, v: Version, path: Path, epoch: int, step: int, value: float | None, *, best: bool) -> str:
+        name = self._ckpt_name(epoch)
+        meta = {"monitor": self._monitor, "value": value} if self._monitor else None
+        v.log_artifact(path, kind="checkpoint", name=name, step=step, epoch=epoch, best=best or None, metadata=meta)
+        return name
+
+    def _write_best(self, v: Version, path: Path, epoch: int, step: int, value: float | None) -> None:
+        name = self._log_checkpoint(v, path, epoch, step, value, best=True)
+        if self._best_art is not None and self._best_art != name:
+            v.release_artifact(self._best_art)
+        self._best_art = name
+
+    def _write_last(self, v: Version, epoch: int, step: int, final: Path | None) -> None:
+        name = self._ckpt_name(epoch)
+        path = self._copy_as(final, name) if final is not None else self._save(self.model, name)
+        self._log_checkpoint(v, path, epoch, step, None, best=False)
+        if self._last_art is not None and self._last_art != name:
+            v.release_artifact(self._last_art)
+        self._last_art = name
+        self._pending_last = None
+
+    def _copy_as(self, src: Path, name: str) -> Path:
+        assert self._dir is not None
+        dst = self._dir / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        return dst
+
+    def _write_snapshot(self, v: Version, snap: _Snapshot, final: Path | None = None) -> None:
+        """Write a deferred best checkpoint; the live model is left exactly as it was."""
+        self._pending = None
+        name = self._ckpt_name(snap.epoch)
+        if final is not None and snap.epoch == self._last_epoch and not self._weights_restored():
+            # The best epoch is the last one: the final model file is that checkpoint.
+            path = self._copy_as(final, name)
+        else:
+            model = self.model
+            current = _capture_state(model)
+            _restore_state(model, (snap.weights, snap.opt))
+            try:
+                path = self._save(model, name)
+            finally:
+                _restore_state(model, current)
+        self._write_best(v, path, snap.epoch, snap.step, snap.value)
+
+    def _weights_restored(self) -> bool:
+        """Whether a callback (EarlyStopping) may put other weights than the last epoch's in the
+        model at the end of training."""
+        return any(getattr(c, "restore_best_weights", False) for c in self._other_callbacks())
+
+    def _flush_pending(self, v: Version, final: Path | None) -> None:
+        if self._pending is not None:
+            self._write_snapshot(v, self._pending, final)
+        if self._pending_last is not None:
+            epoch, step = self._pending_last
+            if final is not None and epoch == self._last_epoch and not self._weights_restored():
+                self._write_last(v, epoch, step, final)
+            else:
+                self._write_last(v, epoch, step, None)
+
+    # ------------------------------------------------------------------ capture
+    def _model_params(self, model: Any, info: dict[str, Any]) -> dict[str, Any]:
+        trainable = _count(model.trainable_weights)
+        non_trainable = _count(model.non_trainable_weights)
+        info.update(
+            architecture=architecture(model),
+            backend=keras.backend.backend(),
+            keras_version=keras.__version__,
+            model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+            params_trainable=trainable,
+            params_non_trainable=non_trainable,
+            params_total=trainable + non_trainable,
+            layers=len(model.layers),
+        )
+        params: dict[str, Any] = {
+            "model.class": type(model).__name__,
+            "model.layers": [layer_summary(x) for x in model.layers],
+        }
+        self._config = None
+        try:
+            self._config = model.get_config()
+        except Exception:  # noqa: BLE001 - subclassed models need not be configurable
+            pass
+        if isinstance(self._config, Mapping) and "layers" not in self._config:
+            # A subclassed model's config is its constructor arguments: real hyperparameters.
+            params.update(
+                {f"model.{k}": val for k, val in self._config.items() if k not in _SKIP_LAYER_KEYS and _scalar(val)}
+            )
+        return params
+
+    def _log_config(self, v: Version, model: Any) -> None:
+        if isinstance(self._config, Mapping):
+            assert self._dir is not None
+            path = self._dir / self.CONFIG_FILE
+            path.write_text(json.dumps(self._config, indent=1, sort_keys=True, default=repr))
+            v.log_artifact(path, kind="config", name=self.CONFIG_FILE)
+        self._config = None
+
+    def _compile_params(self, model: Any, info: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        try:
+            cfg = model.get_compile_config() or {}
+        except Exception:  # noqa: BLE001 - custom compile() overrides may not support it
+            cfg = {}
+        for key in ("loss", "metrics", "loss_weights", "weighted_metrics"):
+            if cfg.get(key) is not None:
+                params[f"compile.{key}"] = _name_of(cfg[key])
+        if "loss" not in cfg and getattr(model, "loss", None) is not None:
+            params["compile.loss"] = _name_of(model.loss)
+        for key in ("run_eagerly", "steps_per_execution", "jit_compile"):
+            if key in cfg:
+                params[f"compile.{key}"] = cfg[key]
+        opt = getattr(model, "optimizer", None)
+        if opt is not None:
+            params["optimizer.class"] = type(opt).__name__
+            try:
+                opt_cfg = opt.get_config()
+            except Exception:  # noqa: BLE001
+                opt_cfg = {}
+            # "name" is numbered per process (adam, adam_1, …): the class says the same, stably.
+            params.update(
+                {f"optimizer.{k}": _f32(val) for k, val in opt_cfg.items() if val is not None and k != "name"}
+            )
+        return params
+
+    def _fit_params(self, args: Mapping[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+        p = self.params or {}
+        params: dict[str, Any] = {
+            "fit.epochs": p.get("epochs", args.get("epochs")),
+            "fit.steps_per_epoch": p.get("steps"),
+        }
+        if args.get("batch_size") is not None:
+            params["fit.batch_size"] = args["batch_size"]
+        elif "x" in args and args["x"] is not None and not _hashable(args["x"]):
+            params["fit.batch_size"] = None  # the dataset batches itself
+        elif "x" in args:
+            params["fit.batch_size"] = 32  # Keras's default for arrays
+        for key in (
+            "validation_split",
+            "shuffle",
+            "initial_epoch",
+            "validation_freq",
+            "validation_steps",
+            "validation_batch_size",
+            "steps_per_epoch",
+        ):
+            if key in args and args[key] is not None:
+                params[f"fit.{key}"] = args[key]
+        if "validation_data" in args:
+            params["fit.validation_data"] = args.get("validation_data") is not None
+        for key in ("class_weight", "sample_weight"):
+            if key in args:
+                params[f"fit.{key}"] = args[key] is not None
+        others = [c for c in self._other_callbacks() if type(c).__name__ not in _DEFAULT_CALLBACKS]
+        if self._callback_list_ref is not None:
+            params["fit.callbacks"] = [type(c).__name__ for c in others]
+        for c in others:
+            for attr in _CALLBACK_SETTINGS.get(type(c).__name__, ()):
+                if hasattr(c, attr) and _scalar(getattr(c, attr)):
+                    params[f"callbacks.{type(c).__name__}.{attr}"] = getattr(c, attr)
+        if args.get("class_weight") is not None:
+            info["class_weight"] = {str(k): val for k, val in dict(args["class_weight"]).items()}
+        return {k: val for k, val in params.items() if val is not None or k == "fit.batch_size"}
+
+    def _log_data(self, v: Version, args: Mapping[str, Any], from_frame: bool) -> None:
+        for name, value in self.data.items():
+            v.log_data(name, _as_host(value))
+        if not self.fingerprint_data:
+            return
+        x, y = args.get("x"), args.get("y")
+        if "val_x" in args:
+            val_x, val_y = args.get("val_x"), args.get("val_y")
+        else:
+            val_x, val_y = _unpack(args.get("validation_data"))
+        split = args.get("validation_split")
+        if split and not from_frame and args.get("validation_data") is None:
+            # Only the arrays before Keras's split are known: say so rather than mislabel them.
+            reason = f"fingerprint of x before validation_split={split} (train and validation parts together)"
+        else:
+            reason = None
+        for prefix, dx, dy in (("train", x, y), ("val", val_x, val_y)):
+            if dx is None or any(k.startswith(prefix + ".") or k == prefix for k in self.data):
+                continue
+            if _hashable(dx) and (dy is None or _hashable(dy)):
+                info = v.log_data(f"{prefix}.x", _as_host(dx))
+                if dy is not None:
+                    v.log_data(f"{prefix}.y", _as_host(dy))
+                if reason and prefix == "train" and info:
+                    v.log_info(train_data_note=reason)
+            else:
+                size: int | None
+                try:
+                    size = len(dx)
+                except TypeError:
+                    size = None
+                v.log_data_info(
+                    prefix,
+                    pytype=_data_kind(dx),
+                    length=size,
+                    steps=(self.params or {}).get("steps") if prefix == "train" else args.get("validation_steps"),
+                    reason=f"{_data_kind(dx)} is not an array or tensor: its content cannot be fingerprinted "
+                    f"without reading it again; pass data={{...}} to fingerprint it",
+                )
+
+    def _log_outcome(self, v: Version, model: Any) -> None:
+        stopper = next((c for c in self._other_callbacks() if type(c).__name__ == "EarlyStopping"), None)
+        epochs = (self.params or {}).get("epochs")
+        last = self._last_epoch
+        run = 0 if last is None else last + 1 - self._initial_epoch
+        stopped = (
+            bool(getattr(model, "stop_training", False))
+            and last is not None
+            and epochs is not None
+            and last + 1 < epochs
+        )
+        info: dict[str, Any] = {"epochs_run": run, "last_epoch": last, "stopped_early": stopped}
+        if stopped:
+            info["stopped_epoch"] = last
+        if stopper is not None:
+            info["early_stopping"] = {
+                "stopped_epoch": getattr(stopper, "stopped_epoch", 0) or None,
+                "best_epoch": getattr(stopper, "best_epoch", None),
+                "best": _to_float(getattr(stopper, "best", None)),
+                "restored_best_weights": bool(getattr(stopper, "restore_best_weights", False)),
+            }
+        v.log_info(**info)
+
+
+def _unpack(validation_data: Any) -> tuple[Any, Any]:
+    if isinstance(validation_data, (list, tuple)) and 2 <= len(validation_data) <= 3:
+        return validation_data[0], validation_data[1]
+    return validation_data, None
+
+
+def _fit_abandoned(cb: ModelTrackCallback, version: Version) -> None:
+    """``weakref.finalize`` target: ``fit``'s CallbackList is gone but ``on_train_end`` never ran."""
+    if cb.version is not version or version._closed:
+        return
+    exc: BaseException | None = tracking._last_uncaught
+    try:
+        cb._abandon(exc)
+    except Exception as err:  # noqa: BLE001 - runs from the garbage collector or at exit
+        _warn(err, f"marking {version.ref} failed")
+
+
+# ---------------------------------------------------------------------- autolog
+def autolog(
+    disable: bool = False, *, model: str | None = None, store: Store | str | None = None, **callback_kwargs: Any
+) -> None:
+    """Give every ``keras.Model.fit`` a :class:`ModelTrackCallback` (unless it has one).
+
+    Only the outermost ``fit`` is recorded (a custom ``fit`` calling ``super().fit`` is one
+    version). The user's ``fit`` runs exactly once and its result and exceptions reach the
+    caller unchanged; an exception marks the version failed. Enabling twice never patches
+    twice; ``autolog(disable=True)`` restores ``keras.Model`` exactly.
+
+    Args:
+        disable: remove the patch instead.
+        model: model name for the versions (default ``MODELTRACK_MODEL`` or the script).
+        store: store URI or object.
+        **callback_kwargs: passed to :class:`ModelTrackCallback` (``checkpoints=``, …).
+
+    Raises:
+        ModelTrackError: a callback setting is invalid.
+
+    Example:
+        >>> from modeltrack.integrations import keras as mt_keras
+        >>> mt_keras.autolog(model="churn", checkpoints="last")
+        >>> model.fit(x, y, epochs=3)   # recorded as churn@vN
+    """
+    if disable:
+        _patching.disable(_PATCH_KEY)
+        return
+    known = inspect.signature(ModelTrackCallback.__init__).parameters
+    unknown = sorted(k for k in callback_kwargs if k not in known or k in ("self", "version"))
+    if unknown:
+        # modeltrack.autolog() passes one set of options to every framework: another
+        # integration's option is not an error here.
+        warnings.warn(
+            f"modeltrack: keras autolog ignores option(s) {', '.join(unknown)}; it takes "
+            f"{', '.join(k for k in known if k not in ('self', 'model', 'store', 'version'))}",
+            ModelTrackWarning,
+            stacklevel=2,
+        )
+    settings = {"model": model, "store": store, **{k: v for k, v in callback_kwargs.items() if k not in unknown}}
+    ModelTrackCallback(**settings)  # validate now, not at the first fit
+
+    def install(patcher: _patching.Patcher) -> None:
+        original = keras.Model.fit
+        original = getattr(original, "__modeltrack_original__", original)
+        signature = inspect.signature(original)
+
+        def around(fit: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            return _tracked_fit(fit, signature, settings, args, kwargs)
+
+        patcher.setattr(keras.Model, "fit", _patching.wrap(original, around))
+
+    _patching.enable(_PATCH_KEY, install)
+
+
+def _tracked_fit(
+    fit: Callable[..., Any],
+    signature: inspect.Signature,
+    settings: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    with _patching.outermost("keras.fit") as top:
+        prepared = (
+            _patching.safe_call("preparing keras autolog", _prepare, signature, settings, args, kwargs) if top else None
+        )
+        if prepared is None:
+            return fit(*args, **kwargs)
+        cb, call_args, call_kwargs = prepared
+        try:
+            return fit(*call_args, **call_kwargs)
+        except BaseException as exc:
+            try:
+                cb._failed(exc)
+            except Exception as err:  # noqa: BLE001 - the user's exception must win
+                _warn(err, "recording the failed keras fit")
+            raise
+        finally:
+            cb._fit_args = None
+
+
+def _prepare(
+    signature: inspect.Signature, settings: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[ModelTrackCallback, tuple[Any, ...], dict[str, Any]] | None:
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return None  # let Keras report the bad call itself
+    callbacks = bound.arguments.get("callbacks")
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        warnings.warn(
+            "modeltrack: fit got a CallbackList, which autolog does not change; add a ModelTrackCallback "
+            "to it to record this run",
+            ModelTrackWarning,
+            stacklevel=4,
+        )
+        return None
+    given = list(callbacks) if isinstance(callbacks, (list, tuple)) else ([] if callbacks is None else [callbacks])
+    cb = next((c for c in given if isinstance(c, ModelTrackCallback)), None)
+    if cb is None:
+        cb = ModelTrackCallback(**settings)
+        bound.arguments["callbacks"] = [*given, cb]
+    cb._fit_args = {k: v for k, v in bound.arguments.items() if k not in ("self", "callbacks")}
+    return cb, bound.args, bound.kwargs
+
+
+# ---------------------------------------------------------------------- loading
+def load_artifact(
+    file: str | os.PathLike[str],
+    record: Mapping[str, Any] | None = None,
+    artifact: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Load a stored ``.keras`` model (``modeltrack.load`` calls this for Keras versions).
+
+    ``.keras`` files are a zip of JSON config and weights, loaded with Keras's ``safe_mode``
+    (no arbitrary code) unless you pass ``safe_mode=False``.
+
+    Args:
+        file: the local file.
+        record: the version record (unused; part of the loader interface).
+        artifact: the artifact record (unused).
+        **kwargs: passed to :func:`keras.saving.load_model` (``custom_objects=``,
+            ``compile=``, ``safe_mode=``).
+
+    Raises:
+        ModelTrackError: the file holds weights only.
+    """
+    path = Path(file)
+    if path.name.endswith(".weights.h5"):
+        raise ModelTrackError(
+            f"{path.name} holds weights only; build the model and call model.load_weights(path), with "
+            f"modeltrack.load(ref, kind='path') giving the path"
+        )
+    return keras.saving.load_model(path, **kwargs)

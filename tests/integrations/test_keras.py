@@ -1,0 +1,596 @@
+"""Keras 3 integration: real ``fit`` on CPU with the torch backend, tiny synthetic data.
+
+Every test that trains is marked ``slow``; each trains a few-parameter MLP for 2-4 epochs.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # also set by conftest.py; here for running this file alone
+pytest.importorskip("keras")
+pytest.importorskip("numpy")
+
+import keras
+import numpy as np
+
+import modeltrack as mt
+import modeltrack.integrations.keras as mtk
+from modeltrack.capture.data import fingerprint
+from modeltrack.errors import ModelTrackError, ModelTrackWarning, StoreNotWritableError
+from modeltrack.integrations.keras import ModelTrackCallback
+from modeltrack.stores.local import LocalStore
+
+slow = pytest.mark.slow
+# Keras 3.15 + numpy 2 warn inside Keras's own tensor conversion; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+# ---------------------------------------------------------------------- helpers
+def make_data(n: int = 64, seed: int = 0) -> tuple[Any, Any]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("float32")
+    return x, y
+
+
+def make_model(units: int = 8, lr: float = 0.01, seed: int = 1) -> Any:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cli_show(ref: str, store: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "modeltrack", "show", ref, "--json", "--store", store],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout)
+
+
+def epochs_of(rec: dict[str, Any], metric: str) -> list[int | None]:
+    return [p["epoch"] for p in rec["metrics"][metric]["series"]]
+
+
+def values_of(rec: dict[str, Any], metric: str) -> list[float]:
+    return [p["value"] for p in rec["metrics"][metric]["series"]]
+
+
+class Boom(Exception):
+    """The user's own exception."""
+
+
+BOOM = Boom("layer exploded")
+
+
+@keras.saving.register_keras_serializable(package="modeltrack_tests")
+class ExplodingDense(keras.layers.Dense):
+    """A Dense layer that raises ``BOOM`` on its ``fail_at``-th training call."""
+
+    def __init__(self, *args: Any, fail_at: int = 5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_at = fail_at
+        self.calls = 0
+        self.raises: BaseException = BOOM
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if training:
+            self.calls += 1
+            if self.calls >= self.fail_at:
+                raise self.raises
+        return super().call(inputs)
+
+
+@pytest.fixture
+def autologged() -> Iterator[None]:
+    yield
+    mtk.autolog(disable=True)
+
+
+# ---------------------------------------------------------------------- the full record
+@slow
+def test_fit_is_recorded_with_params_series_artifacts_env_and_data(tmp_path: Path, store_uri: str) -> None:
+    x, y = make_data()
+    model = make_model()
+    ckpt = tmp_path / "ckpt"
+    cb = ModelTrackCallback(
+        model="xor",
+        store=store_uri,
+        checkpoint_dir=ckpt,
+        checkpoint_budget=None,
+        params={"dataset": "synthetic-v1"},
+        tags={"team": "ml"},
+    )
+    history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0, callbacks=[cb])
+    assert cb.last_version is not None and cb.last_version.ref == "xor@v1"
+    assert len(history.history["loss"]) == 3
+
+    for rec in (mt.show("xor", store=store_uri), cli_show("xor@v1", store_uri)):
+        assert rec["status"] == "finished" and rec["framework"] == "keras"
+        assert rec["tags"] == {"team": "ml"}
+        p = rec["params"]
+        assert p["dataset"] == "synthetic-v1"
+        assert p["compile.loss"] == "binary_crossentropy" and p["compile.metrics"] == ["accuracy"]
+        assert p["optimizer.class"] == "Adam" and p["optimizer.learning_rate"] == pytest.approx(0.01)
+        assert p["fit.epochs"] == 3 and p["fit.batch_size"] == 16 and p["fit.steps_per_epoch"] == 3
+        assert p["fit.validation_split"] == 0.25 and p["fit.validation_data"] is True
+        assert p["fit.class_weight"] is False and p["fit.sample_weight"] is False
+        assert p["model.layers"][0].startswith("Dense(units=8, activation='relu'")
+        info = rec["info"]
+        assert info["backend"] == "torch" and info["architecture"].startswith("sha256:")
+        assert info["params_trainable"] == 3 * 8 + 8 + 8 + 1 and info["params_non_trainable"] == 0
+        assert info["epochs_run"] == 3 and info["stopped_early"] is False
+
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+            assert epochs_of(rec, name) == [0, 1, 2], name
+        assert [pt["step"] for pt in rec["metrics"]["loss"]["series"]] == [3, 6, 9]
+        assert values_of(rec, "loss") == pytest.approx(history.history["loss"])
+        assert values_of(rec, "val_loss") == pytest.approx(history.history["val_loss"])
+        assert values_of(rec, "learning_rate") == pytest.approx([0.01] * 3)
+
+        # Keras trains on the first 75% and validates on the rest.
+        data = {d["name"]: d for d in rec["data"]}
+        assert data["train.x"]["fingerprint"] == fingerprint(x[:48])["fingerprint"]
+        assert data["train.y"]["fingerprint"] == fingerprint(y[:48])["fingerprint"]
+        assert data["val.x"]["fingerprint"] == fingerprint(x[48:])["fingerprint"]
+        assert data["val.x"]["shape"] == [16, 3]
+
+        arts = {a["path"]: a for a in rec["artifacts"]}
+        assert arts["model.keras"]["kind"] == "model"
+        assert arts["model.keras"]["sha256"] == sha256(ckpt / "model.keras")
+        ckpts = [a for a in rec["artifacts"] if a["kind"] == "checkpoint"]
+        assert len(ckpts) == 1 and ckpts[0]["best"] is True  # earlier bests were released
+        best_epoch = int(np.argmin(history.history["val_loss"]))
+        assert ckpts[0]["epoch"] == best_epoch and ckpts[0]["metadata"]["monitor"] == "val_loss"
+        assert ckpts[0]["sha256"] == sha256(ckpt / ckpts[0]["path"])
+        assert arts["model_config.json"]["kind"] == "config"
+
+        env = rec["environment"]
+        assert env["python"] and "keras" in {k.lower() for k in env["packages"]}
+
+    assert "tensorflow" not in sys.modules
+    assert model.train_function.__dict__.get("__modeltrack_original__") is None  # left as it was
+
+
+@slow
+def test_second_run_is_v2_and_diff_shows_the_changes(store_uri: str) -> None:
+    x, y = make_data()
+    make_model().fit(x, y, epochs=2, verbose=0, callbacks=[ModelTrackCallback("m", store=store_uri)])
+    x2, y2 = make_data(seed=7)
+    make_model(units=4, lr=0.05).fit(x2, y2, epochs=2, verbose=0, callbacks=[ModelTrackCallback("m", store=store_uri)])
+
+    assert [v["version"] for v in mt.versions("m", store=store_uri)] == [1, 2]
+    d = mt.diff("m@v1", "m@v2", store=store_uri)
+    changed = d["params"]["changed"]
+    assert changed["optimizer.learning_rate"]["to"] == pytest.approx(0.05)
+    assert "model.layers" in changed
+    assert d["architecture"]["changed"] is True
+    assert set(d["data"]) == {"train.x", "train.y"}
+    assert mt.show("m@v2", store=store_uri)["label"] == "2.0.0"  # data and architecture changed
+
+
+@slow
+def test_load_gives_back_a_model_predicting_the_same(store_uri: str) -> None:
+    x, y = make_data()
+    model = make_model()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[ModelTrackCallback("loadme", store=store_uri)])
+    loaded = mt.load("loadme", store=store_uri)
+    assert isinstance(loaded, keras.Model)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    assert Path(mt.load("loadme", kind="path", store=store_uri)).name == "model.keras"
+
+
+# ---------------------------------------------------------------------- failure paths
+def _exploding_model() -> Any:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), ExplodingDense(4, fail_at=3), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+@pytest.fixture(params=["keras-filtering", "no-filtering"])
+def traceback_filtering(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Keras's traceback filtering re-creates a layer's exception with a longer message (its own
+    doing, with or without modeltrack); without it the very object raised reaches the caller."""
+    on = request.param == "keras-filtering"
+    was = keras.config.is_traceback_filtering_enabled()
+    (keras.config.enable_traceback_filtering if on else keras.config.disable_traceback_filtering)()
+    yield on
+    (keras.config.enable_traceback_filtering if was else keras.config.disable_traceback_filtering)()
+
+
+def _untracked_exception() -> BaseException:
+    x, y = make_data()
+    try:
+        _exploding_model().fit(x, y, epochs=3, batch_size=16, verbose=0)
+    except Exception as exc:
+        return exc
+    raise AssertionError("the exploding model did not explode")
+
+
+def _expected_exception(filtering: bool) -> BaseException:
+    """What the user gets from the same failing ``fit`` without modeltrack."""
+    return _untracked_exception() if filtering else BOOM
+
+
+def _assert_same(got: BaseException, want: BaseException) -> None:
+    if want is BOOM:
+        assert got is BOOM
+    else:
+        assert type(got) is type(want) and str(got) == str(want)
+
+
+@slow
+def test_exception_in_a_layer_fails_the_version_and_propagates_unchanged(
+    store_uri: str, traceback_filtering: bool
+) -> None:
+    x, y = make_data()
+    want = _expected_exception(traceback_filtering)
+    model = _exploding_model()
+    with pytest.raises(Exception) as info:
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[ModelTrackCallback("boom", store=store_uri)])
+    _assert_same(info.value, want)
+    rec = mt.show("boom@v1", store=store_uri)
+    assert rec["status"] == "failed"
+    assert "layer exploded" in rec["error"] and "Boom" in rec["error"]
+    assert "train_function" not in model.__dict__ or not hasattr(model.train_function, "__modeltrack_original__")
+
+
+@slow
+def test_exception_in_a_layer_under_autolog(store_uri: str, autologged: None, traceback_filtering: bool) -> None:
+    x, y = make_data()
+    want = _expected_exception(traceback_filtering)
+    mtk.autolog(model="boom-auto", store=store_uri)
+    with pytest.raises(Exception) as info:
+        _exploding_model().fit(x, y, epochs=3, batch_size=16, verbose=0)
+    _assert_same(info.value, want)
+    rec = mt.show("boom-auto@v1", store=store_uri)
+    assert rec["status"] == "failed" and "layer exploded" in rec["error"]
+
+
+@slow
+def test_keyboard_interrupt_fails_the_version_as_interrupted(store_uri: str) -> None:
+    x, y = make_data()
+    model = _exploding_model()
+    model.layers[0].raises = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[ModelTrackCallback("ctrl-c", store=store_uri)])
+    rec = mt.show("ctrl-c@v1", store=store_uri)
+    assert rec["status"] == "failed" and rec["error"] == "interrupted"
+
+
+class FailingBatches(keras.utils.PyDataset):
+    """A dataset whose third batch cannot be read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x, self.y = make_data(32)
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        if i == 2:
+            raise Boom("bad batch")
+        return self.x[i * 8 : (i + 1) * 8], self.y[i * 8 : (i + 1) * 8]
+
+
+@slow
+def test_exception_outside_the_step_is_caught_when_fit_is_left(store_uri: str) -> None:
+    model = make_model()
+    try:
+        model.fit(
+            FailingBatches(),
+            epochs=2,
+            verbose=0,
+            shuffle=False,
+            callbacks=[ModelTrackCallback("data-boom", store=store_uri)],
+        )
+    except Boom:
+        pass
+    else:  # pragma: no cover
+        pytest.fail("fit did not raise")
+    # Noticed when fit's CallbackList is freed: at once, or when Keras's batch-hook worker
+    # thread drops its last reference a moment later.
+    deadline = time.monotonic() + 10
+    while True:
+        gc.collect()
+        rec = mt.show("data-boom@v1", store=store_uri)
+        if rec["status"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert rec["status"] == "failed"
+    assert "on_train_end" in rec["error"]
+    info = {d["name"]: d for d in rec["data"]}["train"]
+    assert info["fingerprint"] is None and "FailingBatches" in info["reason"] and info["length"] == 4
+    assert rec["params"]["fit.batch_size"] is None
+
+
+class BrokenStore(LocalStore):
+    """A local store whose disk is full (or read-only) from ``broken = True`` on."""
+
+    def __init__(self, root: Path, *, broken: bool = False, errno_: int = 28) -> None:
+        super().__init__(root)
+        self.broken = broken
+        self.errno_ = errno_
+
+    def _write_tmp(self, path: Path, data: bytes) -> Path:
+        if self.broken:
+            raise OSError(self.errno_, os.strerror(self.errno_))
+        return super()._write_tmp(path, data)
+
+    def put_file(self, key: str, src: str | os.PathLike[str]) -> None:
+        if self.broken:
+            raise self._oserror(OSError(self.errno_, os.strerror(self.errno_)), key)
+        super().put_file(key, src)
+
+    def create(self, key: str, data: bytes) -> bool:
+        if self.broken:
+            raise self._oserror(OSError(self.errno_, os.strerror(self.errno_)), key)
+        return super().create(key, data)
+
+
+class BreakAfterFirstEpoch(keras.callbacks.Callback):
+    def __init__(self, store: BrokenStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.store.broken = True
+
+
+@slow
+@pytest.mark.parametrize("when", ["from-start-read-only", "full-mid-run"])
+def test_store_failures_warn_while_training_completes(
+    when: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELTRACK_STRICT", "0")
+    if when == "from-start-read-only":
+        store = BrokenStore(tmp_path / "s", broken=True, errno_=30)  # EROFS
+        extra: list[Any] = []
+    else:
+        store = BrokenStore(tmp_path / "s")
+        extra = [BreakAfterFirstEpoch(store)]
+    x, y = make_data()
+    model = make_model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(
+            x,
+            y,
+            epochs=3,
+            verbose=0,
+            validation_split=0.25,
+            callbacks=[*extra, ModelTrackCallback("full", store=store)],
+        )
+    assert len(history.history["loss"]) == 3
+    msgs = [str(w.message) for w in caught if issubclass(w.category, ModelTrackWarning)]
+    assert msgs and all("training continues" in m or "failed" in m for m in msgs)
+    assert any("read-only" in m or "disk is full" in m for m in msgs)
+
+
+@slow
+def test_store_failure_raises_in_strict_mode(tmp_path: Path) -> None:
+    store = BrokenStore(tmp_path / "s", broken=True)
+    x, y = make_data()
+    with pytest.raises(StoreNotWritableError):
+        make_model().fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("strict", store=store)])
+
+
+# ---------------------------------------------------------------------- EarlyStopping, ReduceLROnPlateau
+@slow
+def test_early_stopping_is_visible(store_uri: str) -> None:
+    x, y = make_data()
+    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0)
+    history = make_model().fit(x, y, epochs=10, verbose=0, callbacks=[stop, ModelTrackCallback("es", store=store_uri)])
+    run = len(history.history["loss"])
+    assert run < 10
+    rec = mt.show("es", store=store_uri)
+    assert epochs_of(rec, "loss") == list(range(run))
+    assert rec["info"]["stopped_early"] is True and rec["info"]["stopped_epoch"] == run - 1
+    assert rec["info"]["early_stopping"]["stopped_epoch"] == run - 1
+    assert rec["params"]["fit.callbacks"] == ["EarlyStopping"]
+    assert rec["params"]["callbacks.EarlyStopping.patience"] == 1
+
+
+@slow
+def test_reduce_lr_on_plateau_shows_in_the_learning_rate_series(store_uri: str) -> None:
+    x, y = make_data()
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0)
+    # modeltrack first: the rate it records is the one each epoch trained with.
+    make_model(lr=0.04).fit(x, y, epochs=3, verbose=0, callbacks=[ModelTrackCallback("lr", store=store_uri), plateau])
+    rec = mt.show("lr", store=store_uri)
+    # Epoch 0 sets the best loss; after epoch 1 (no improvement by 10) the rate halves.
+    assert values_of(rec, "learning_rate") == pytest.approx([0.04, 0.04, 0.02])
+    assert epochs_of(rec, "learning_rate") == [0, 1, 2]
+    assert rec["params"]["callbacks.ReduceLROnPlateau.factor"] == 0.5
+
+
+# ---------------------------------------------------------------------- checkpoints
+class WeightsPerEpoch(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: list[list[Any]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.weights.append(self.model.get_weights())
+
+
+@slow
+def test_deferred_best_checkpoint_holds_the_best_epochs_weights(store_uri: str) -> None:
+    """checkpoint_budget=0 defers every best checkpoint to the end of training."""
+    x, y = make_data()
+    model = make_model(lr=0.5)  # large steps: the best epoch is usually not the last
+    seen = WeightsPerEpoch()
+    history = model.fit(
+        x,
+        y,
+        epochs=4,
+        verbose=0,
+        validation_split=0.25,
+        callbacks=[seen, ModelTrackCallback("defer", store=store_uri, checkpoint_budget=0)],
+    )
+    final = model.get_weights()
+    rec = mt.show("defer", store=store_uri)
+    ckpts = [a for a in rec["artifacts"] if a["kind"] == "checkpoint"]
+    best = int(np.argmin(history.history["val_loss"]))
+    assert len(ckpts) == 1 and ckpts[0]["epoch"] == best and ckpts[0]["best"]
+    loaded = mt.load("defer", kind="checkpoint", store=store_uri)
+    for got, want in zip(loaded.get_weights(), seen.weights[best], strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(model.get_weights(), final, strict=True):  # the live model was left alone
+        np.testing.assert_array_equal(got, want)
+
+
+@slow
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("every_n", [1, 3]), ("all", [0, 1, 2, 3]), ("last", [3]), ("none", [])]
+)
+def test_checkpoint_policies(policy: str, expected: list[int], store_uri: str) -> None:
+    x, y = make_data()
+    cb = ModelTrackCallback("pol", store=store_uri, checkpoints=policy, every_n_epochs=2, checkpoint_budget=None)
+    make_model().fit(x, y, epochs=4, verbose=0, callbacks=[cb])
+    rec = mt.show("pol", store=store_uri)
+    assert sorted(a["epoch"] for a in rec["artifacts"] if a["kind"] == "checkpoint") == expected
+    assert [a["kind"] for a in rec["artifacts"]].count("model") == 1
+
+
+@slow
+def test_log_batches(store_uri: str) -> None:
+    x, y = make_data()
+    make_model().fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
+        verbose=0,
+        callbacks=[ModelTrackCallback("batches", store=store_uri, log_batches=True)],
+    )
+    rec = mt.show("batches", store=store_uri)
+    assert [p["step"] for p in rec["metrics"]["batch_loss"]["series"]] == list(range(1, 9))
+    assert epochs_of(rec, "batch_loss") == [0] * 4 + [1] * 4
+    assert epochs_of(rec, "loss") == [0, 1]
+
+
+@slow
+def test_subclassed_model_and_explicit_data(store_uri: str) -> None:
+    class TwoLayer(keras.Model):
+        def __init__(self, hidden: int = 5, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.hidden = hidden
+            self.a = keras.layers.Dense(hidden, activation="tanh")
+            self.b = keras.layers.Dense(1)
+
+        def call(self, inputs: Any) -> Any:
+            return self.b(self.a(inputs))
+
+    x, y = make_data()
+    model = TwoLayer()
+    model.compile(optimizer="sgd", loss="mse")
+    extra = np.arange(12, dtype="float32").reshape(4, 3)
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[ModelTrackCallback("sub", store=store_uri, data={"holdout": extra}, checkpoints="none")],
+    )
+    rec = mt.show("sub", store=store_uri)
+    assert rec["status"] == "finished"
+    assert rec["info"]["params_trainable"] == 3 * 5 + 5 + 5 + 1
+    assert {d["name"] for d in rec["data"]} == {"holdout", "train.x", "train.y"}
+    assert {d["name"]: d for d in rec["data"]}["holdout"]["fingerprint"] == fingerprint(extra)["fingerprint"]
+
+
+# ---------------------------------------------------------------------- autolog
+@slow
+def test_autolog_records_every_outermost_fit_once(store_uri: str, autologged: None) -> None:
+    mtk.autolog(model="auto", store=store_uri, checkpoints="none")
+    mtk.autolog(model="auto", store=store_uri, checkpoints="none")  # enabling twice: one patch
+    assert not hasattr(keras.Model.__dict__["fit"].__modeltrack_original__, "__modeltrack_original__")
+    x, y = make_data()
+    model = make_model()
+    history = model.fit(x, y, 16, 2, 0, validation_data=(x[:8], y[:8]))  # positional args still work
+    assert isinstance(history, keras.callbacks.History) and len(history.history["loss"]) == 2
+
+    class FitsAnother(keras.callbacks.Callback):
+        """A fit inside a fit (e.g. a teacher trained on the fly) is part of the outer version."""
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            make_model().fit(x, y, epochs=1, verbose=0)
+
+    make_model().fit(x, y, epochs=2, verbose=0, callbacks=[FitsAnother()])
+    # A fit that brings its own callback is recorded by that callback only.
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("own", store=store_uri)])
+
+    vs = mt.versions("auto", store=store_uri)
+    assert [v["status"] for v in vs] == ["finished", "finished"]
+    rec = mt.show("auto@v1", store=store_uri)
+    assert rec["params"]["fit.batch_size"] == 16 and rec["params"]["fit.epochs"] == 2
+    assert {d["name"] for d in rec["data"]} == {"train.x", "train.y", "val.x", "val.y"}
+    assert len(mt.versions("own", store=store_uri)) == 1
+
+    mtk.autolog(disable=True)
+    assert "fit" not in keras.Model.__dict__
+    make_model().fit(x, y, epochs=1, verbose=0)
+    assert len(mt.versions("auto", store=store_uri)) == 2
+
+
+def test_autolog_validates_settings_and_is_reversible(autologged: None) -> None:
+    with pytest.raises(ModelTrackError, match="checkpoints='sometimes'"):
+        mtk.autolog(checkpoints="sometimes")
+    assert "fit" not in keras.Model.__dict__
+    with pytest.warns(ModelTrackWarning, match="ignores option.*log_every_n_steps"):
+        mtk.autolog(log_every_n_steps=5)  # another integration's option, via modeltrack.autolog()
+    assert "fit" in keras.Model.__dict__
+    mtk.autolog(disable=True)
+    mtk.autolog(disable=True)
+    assert "fit" not in keras.Model.__dict__
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"checkpoints": "often"}, {"mode": "up"}, {"every_n_epochs": 0}, {"checkpoint_budget": 2.0}, {"data": [1, 2]}],
+)
+def test_invalid_settings_name_the_value(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ModelTrackError, match=next(iter(kwargs))):
+        ModelTrackCallback(**kwargs)
+
+
+def test_load_artifact_refuses_weights_only_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelTrackError, match="weights only"):
+        mtk.load_artifact(tmp_path / "m.weights.h5")
+
+
+def test_architecture_ignores_names_but_not_shapes() -> None:
+    def build(units: int) -> Any:
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(units), keras.layers.Dense(1)])
+
+    assert mtk.architecture(build(4)) == mtk.architecture(build(4))
+    assert mtk.architecture(build(4)) != mtk.architecture(build(5))
