@@ -31,6 +31,15 @@ def store_uri(tmp_path: Path) -> str:
     return str(tmp_path / "store")
 
 
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store that several processes can share (local, and S3 on loopback)."""
+    if request.param == "local":
+        yield str(tmp_path / "store")
+    else:
+        yield request.getfixturevalue("s3_server").new_store_uri()
+
+
 @pytest.fixture(params=BACKENDS)
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store URI on each backend (local, memory, and S3 on loopback)."""

@@ -33,9 +33,8 @@ def run_writers(store: str, procs: int = 8, each: int = 25) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_processes_get_unique_numbers(any_store: str) -> None:
-    if any_store.startswith("memory://"):
-        pytest.skip("the in-memory store lives in one process")
+def test_concurrent_processes_get_unique_numbers(shared_store: str) -> None:
+    any_store = shared_store
     run_writers(any_store)
     rows = mt.versions("shared", store=any_store)
     assert [r["version"] for r in rows] == list(range(1, 201))
@@ -61,9 +60,8 @@ CRASHER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_leaves_a_readable_crashed_version(any_store: str) -> None:
-    if any_store.startswith("memory://"):
-        pytest.skip("the in-memory store lives in one process")
+def test_sigkill_mid_epoch_leaves_a_readable_crashed_version(shared_store: str) -> None:
+    any_store = shared_store
     env = {**os.environ, "MODELTRACK_FLUSH_INTERVAL": "30"}  # only epoch boundaries flush
     child = subprocess.Popen([sys.executable, "-c", CRASHER, any_store], env=env, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
