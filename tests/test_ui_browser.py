@@ -146,10 +146,27 @@ def test_browse_every_page(page: Any, served: str, filled_store: str) -> None:  
     header = page.locator("#versions-table .th", has_text="val_loss")
     header.click()
     col = [h.strip(" ↕↑↓") for h in page.locator("#versions-table .thead .th").all_inner_texts()].index("val_loss")
-    vals = [float(t) for t in page.locator(f"#versions-table .tbody .tr .td:nth-child({col + 1})").all_inner_texts()]
+    cells = page.locator(f"#versions-table .tbody .tr .td:nth-child({col + 1})")
+
+    def column_once_rendered() -> list[float]:
+        # A click re-renders the table; read it once all four cells hold numbers again.
+        deadline = time.monotonic() + 5
+        while True:
+            texts = [t.strip() for t in cells.all_text_contents()]
+            if (len(texts) == 4 and all(texts)) or time.monotonic() > deadline:
+                return [float(t) for t in texts]
+            time.sleep(0.05)
+
+    vals = column_once_rendered()
     assert vals == sorted(vals)
     header.click()
-    vals = [float(t) for t in page.locator(f"#versions-table .tbody .tr .td:nth-child({col + 1})").all_inner_texts()]
+    page.wait_for_function(
+        "(col) => { const c = [...document.querySelectorAll(`#versions-table .tbody .tr .td:nth-child(${col})`)]"
+        ".map(e => parseFloat(e.textContent)); return c.length === 4 && c.every((v, i) => i === 0 || c[i - 1] >= v); }",
+        arg=col + 1,
+        timeout=5000,
+    )
+    vals = column_once_rendered()
     assert vals == sorted(vals, reverse=True)
     page.select_option("#status-filter", "failed")
     assert vrows.count() == 1 and vrows.first.get_attribute("data-version") == "3"
