@@ -453,24 +453,56 @@ class SpoolingStore(Store):
             queue = self._ensure_queue()
             self._seq += 1
             op = queue.add(Op(self._seq, kind, key), data=data, src=src)
-            with self._cond:
-                old = self._by_key.get(key)
-                if (
-                    old is not None
-                    and old.seq not in self._inflight
-                    and (kind == OP_DELETE or (kind == OP_WRITE and old.op == OP_WRITE))
-                ):
-                    # A newer value (or a delete) makes an unpublished write pointless.
-                    self._pending.remove(old)
-                    queue.remove(old)
-                self._pending.append(op)
-                self._by_key[key] = op
-                self._published.discard(key)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._upload_loop, name="modeltrack-upload", daemon=True)
-                    self._thread.start()
-                self._cond.notify_all()
+            self._register(queue, op)
         return op
+
+    def stage_file(self, src: str | os.PathLike[str]) -> tuple[str, int, Callable[[str | None], None]]:
+        """Copy ``src`` into the spool, hashing the copy (one pass over the file), before
+        its key is known; a content-addressed caller then names the key (or drops it).
+
+        Returns:
+            the SHA-256 and size of the copy, and ``commit(key)``: queue the upload of the
+            copy under ``key``, or with ``None`` discard the copy.
+        """
+        with self._enqueue_lock:
+            queue = self._ensure_queue()
+            self._seq += 1
+            seq = self._seq
+        data = queue.data_path(seq)
+        sha, size = _copy_hashing(Path(src), data)
+
+        def commit(key: str | None) -> None:
+            if key is None:
+                with contextlib.suppress(FileNotFoundError):
+                    data.unlink()
+                return
+            check_key(key)
+            with self._enqueue_lock:
+                op = queue.add(Op(seq, OP_PUT, key, size=size, sha256=sha))
+                self._register(queue, op)
+
+        return sha, size, commit
+
+    def _register(self, queue: Queue, op: Op) -> None:
+        """Make a persisted operation pending for the uploader (caller holds the enqueue lock)."""
+        key, kind = op.key, op.op
+        with self._cond:
+            old = self._by_key.get(key)
+            if (
+                old is not None
+                and old.seq not in self._inflight
+                and (kind == OP_DELETE or (kind == OP_WRITE and old.op == OP_WRITE))
+            ):
+                # A newer value (or a delete) makes an unpublished write pointless.
+                self._pending.remove(old)
+                queue.remove(old)
+            self._pending.append(op)
+            self._by_key[key] = op
+            self._published.discard(key)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._upload_loop, name="modeltrack-upload", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
 
     def _upload_loop(self) -> None:
         while True:

@@ -293,6 +293,13 @@ class Version:
         return out
 
     def _put_blob(self, path: Path) -> tuple[str, int]:
+        stage = getattr(self.store, "stage_file", None)
+        if stage is not None:
+            # Spooled stores copy the file anyway: hash the copy, one pass over the file.
+            sha, size, commit = stage(path)
+            key = blob_key(sha)
+            commit(None if self.store.exists(key) else key)
+            return sha, size
         sha, size = file_sha256(path)
         key = blob_key(sha)
         if not self.store.exists(key):

@@ -93,7 +93,7 @@ def test_put_file_is_multipart_and_verified(s3_server: Any, tmp_path: Path, monk
     bucket, prefix = bucket_and_prefix(uri)
     head = s3_server.client().head_object(Bucket=bucket, Key=f"{prefix}/blobs/big", ChecksumMode="ENABLED")
     assert head["ETag"].strip('"').endswith("-3")  # three parts
-    assert head["Metadata"]["sha256"] == sha and "ChecksumSHA256" in head
+    assert head["Metadata"]["sha256"] == sha and "ChecksumCRC32" in head  # every part checked by the server
     assert sum(sent) == src.stat().st_size
     assert store.sha256("blobs/big") == sha
 
@@ -391,3 +391,25 @@ def test_prefix_the_user_cannot_write(
     with mt.start("m", store="s3://mt-auth/writable") as v:
         v.log_metrics({"loss": 0.5}, epoch=0)
     assert mt.show("m@v1", store="s3://mt-auth/writable")["status"] == "finished"
+
+
+def test_server_ignoring_conditional_writes_is_refused(s3_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """An old S3-compatible server that ignores If-None-Match would number versions twice:
+    simulated by dropping the header on the way to the real server."""
+    from modeltrack.errors import StoreError
+    from modeltrack.stores import open_store, s3
+
+    uri = s3_server.new_store_uri()
+    store = open_store(uri)
+    monkeypatch.setattr(s3, "_CONDITIONAL_CHECKED", set())
+    real = store.client.put_object
+
+    def without_condition(**kw):  # type: ignore[no-untyped-def]
+        kw.pop("IfNoneMatch", None)
+        return real(**kw)
+
+    monkeypatch.setattr(store.client, "put_object", without_condition)
+    with pytest.raises(StoreError, match="ignores conditional writes"):
+        store.create("models/m/versions/1/claim.json", b"{}")
+    assert not store.exists("models/m/versions/1/claim.json")
+    assert list(store.walk("blobs")) == []

@@ -8,7 +8,7 @@ Guarantees, as on the local store:
 * ``create`` is ``PutObject`` with ``If-None-Match: *``; the server decides the race, so
   of many writers on many machines exactly one creates a key (412 ``PreconditionFailed``
   and 409 ``ConditionalRequestConflict`` both mean "taken").
-* ``put_file`` uploads with ``ChecksumAlgorithm=SHA256`` (the server checks every part),
+* ``put_file`` uploads with ``ChecksumAlgorithm=CRC32`` (the server checks every part),
   records the file's SHA-256 in the object's metadata and compares size and checksum
   afterwards.
 
@@ -46,6 +46,8 @@ from .base import CHUNK, Store, check_key, file_sha256
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict"}
+_CONDITIONAL_CHECKED: set[tuple[str, str]] = set()
+_CONDITIONAL_LOCK = threading.Lock()
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _BAD_CREDENTIALS = {
     "InvalidAccessKeyId",
@@ -142,7 +144,7 @@ class S3Store(Store):
     """
 
     #: checksum the server verifies on every part of an upload (botocore's default is CRC32)
-    CHECKSUM_ALGORITHM = "SHA256"
+    CHECKSUM_ALGORITHM = "CRC32"
 
     def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
         prefix = prefix.strip("/")
@@ -303,8 +305,48 @@ class S3Store(Store):
         with self._translate("write", key):
             self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=bytes(data))
 
+    def check_conditional_writes(self) -> None:
+        """Make sure the server honours ``If-None-Match: *`` (once per process and bucket).
+
+        A server that ignores it would let two writers claim the same version number, so
+        modeltrack refuses to use it rather than numbering unsafely.
+
+        Raises:
+            StoreError: the server overwrote an existing key despite ``If-None-Match: *``.
+        """
+        ident = (str(self.client.meta.endpoint_url), self.bucket)
+        with _CONDITIONAL_LOCK:
+            if ident in _CONDITIONAL_CHECKED:
+                return
+        import uuid
+
+        probe = self._k(f"blobs/probe/{uuid.uuid4().hex}")  # gc removes a leftover one
+        honoured = False
+        with self._translate("create", "blobs/probe"):
+            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"1", IfNoneMatch="*")
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"2", IfNoneMatch="*")
+            except bex.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code not in _TAKEN and status not in (409, 412):
+                    raise
+                honoured = True
+            finally:
+                self.client.delete_object(Bucket=self.bucket, Key=probe)
+        if not honoured:
+            raise StoreError(
+                f"the server behind {self.uri} ignores conditional writes (If-None-Match: *), so two "
+                f"writers could claim the same version number; use AWS S3 or a server that supports "
+                f"them (e.g. MinIO from 2024 on)",
+                uri=self.uri,
+            )
+        with _CONDITIONAL_LOCK:
+            _CONDITIONAL_CHECKED.add(ident)
+
     def create(self, key: str, data: bytes) -> bool:
         data = bytes(data)
+        self.check_conditional_writes()
         with self._translate("create", key):
             try:
                 self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, IfNoneMatch="*")
@@ -401,7 +443,7 @@ class S3Store(Store):
         progress: Callable[[int], None] | None = None,
     ) -> None:
         """Upload local file ``src`` to ``key``: multipart above ``MODELTRACK_S3_PART_SIZE``,
-        every part checked by the server (SHA-256), then size and checksum compared.
+        every part checked by the server (CRC32), then size and SHA-256 metadata compared.
 
         Args:
             key: store key.
