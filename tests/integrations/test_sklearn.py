@@ -413,3 +413,45 @@ def test_unfingerprintable_data_is_described(store_uri: str) -> None:
     train()
     (d,) = mt.show("odd", store=store_uri)["data"]
     assert d["name"] == "X_train" and d["fingerprint"] is None and "not fingerprinted" in d["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["read-only", "full"])
+def test_unwritable_store_warns_and_the_fit_completes(
+    where: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real read-only file system, or a real full one: tracking warns, the fit returns."""
+    import os
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from modeltrack.errors import ModelTrackWarning
+    from modeltrack.integrations.sklearn import autolog
+
+    monkeypatch.setenv("MODELTRACK_STRICT", "0")
+    base = request.getfixturevalue("readonly_dir" if where == "read-only" else "full_dir")
+    if where == "full":
+        fd = os.open(base / "filler", os.O_WRONLY | os.O_CREAT)  # fill the 256 KiB file system
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+
+    @autolog(model="unwritable", store=str(base / "store"))
+    def train() -> LogisticRegression:
+        return LogisticRegression().fit(X, y)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = train()
+    assert isinstance(est, LogisticRegression) and est.predict(X).shape == (40,)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, ModelTrackWarning)]
+    assert any("read-only" in m or "disk is full" in m for m in msgs), msgs
+    assert not os.path.exists(base / "store" / "models")
