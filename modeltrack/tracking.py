@@ -514,7 +514,7 @@ class Version:
         for seq in range(1, self._chunk_seq + 1):
             self.store.delete(vkey(self.model, self.number, f"metrics/{seq:06d}.json"))
 
-    def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """Diff against the previous finished version, and the semantic label it implies."""
         try:
             gone = self.repo.deleted(self.model)
@@ -548,10 +548,10 @@ class Version:
                 "bump": part,
                 **{k: d[k] for k in ("params", "data", "code", "architecture")},
                 "packages": d["packages"],
-            }, bump_label(pv.get("label"), part)
+            }, (bump_label(pv["label"], part) if pv.get("label") else None)
         except Exception as exc:  # noqa: BLE001 - the changelog is a courtesy
             warnings.warn(f"modeltrack: changelog of {self.ref} failed: {exc}", ModelTrackWarning, stacklevel=2)
-            return None, "1.0.0"
+            return None, None  # unknown, rather than a wrong label
 
     def __enter__(self) -> Version:
         return self
