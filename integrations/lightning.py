@@ -393,12 +393,7 @@ class ModelTrackCallback(_CallbackBase):
             if results is not None
             else [k for k in values if not k.endswith(("_step", "_epoch"))]
         )
-        points = {}
-        for name in names:
-            value = values.get(name)
-            if value is not None and value is not self._seen.get(name):
-                self._seen[name] = value
-                points[name] = value
+        points = self._fresh(values, names)
         if points:
             assert self._v is not None
             self._v.log_metrics(points, step=trainer.global_step, epoch=trainer.current_epoch)
@@ -432,14 +427,19 @@ class ModelTrackCallback(_CallbackBase):
             names = [n for n, _, on_epoch in _logged(results) if on_epoch]
         else:
             names = [k for k in values if not k.endswith(("_step", "_epoch"))]
+        points = self._fresh(values, names)
+        if points:
+            self._v.log_metrics(points, step=step, epoch=epoch)
+
+    def _fresh(self, values: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+        """The values of ``names`` not recorded yet (Lightning keeps stale objects around)."""
         points = {}
         for name in names:
             value = values.get(name)
             if value is not None and value is not self._seen.get(name):
                 self._seen[name] = value
                 points[name] = value
-        if points:
-            self._v.log_metrics(points, step=step, epoch=epoch)
+        return points
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

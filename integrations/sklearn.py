@@ -407,10 +407,15 @@ def _session_of(est: Any) -> _Session | None:
     return session
 
 
-def _predict_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
+def _evaluated_session(est: Any) -> _Session | None:
+    """The session to credit a prediction or score to (None outside tracked evaluation)."""
     if not _by_estimator or _local.evaluating or _fit_owner is not None:
-        return original(est, *args, **kwargs)
-    session = _session_of(est)
+        return None
+    return _session_of(est)
+
+
+def _predict_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
+    session = _evaluated_session(est)
     if session is None:
         return original(est, *args, **kwargs)
     with _evaluating():
@@ -421,9 +426,7 @@ def _predict_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs
 
 
 def _score_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
-    if not _by_estimator or _local.evaluating or _fit_owner is not None:
-        return original(est, *args, **kwargs)
-    session = _session_of(est)
+    session = _evaluated_session(est)
     if session is None:
         return original(est, *args, **kwargs)
     with _evaluating():

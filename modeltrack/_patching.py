@@ -82,18 +82,6 @@ def enabled(key: str) -> bool:
         return key in _REGISTRY
 
 
-@contextmanager
-def patched(key: str, install: Callable[[Patcher], None]) -> Iterator[None]:
-    """Install patches for the duration of a ``with`` block (undone in ``finally``)."""
-    was = enabled(key)
-    enable(key, install)
-    try:
-        yield
-    finally:
-        if not was:
-            disable(key)
-
-
 _depth = threading.local()
 
 

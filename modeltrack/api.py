@@ -100,10 +100,8 @@ def changelog(ref: str, against: str | None = None, store: StoreArg = None) -> d
     repo = Repo(store)
     model, number = repo.resolve(ref)
     if against is None:
-        prev = [n for n in repo.version_numbers(model) if n < number and repo.status(model, n) == "finished"]
-        if not prev:
-            return None
-        return repo.diff((model, prev[-1]), (model, number))
+        prev = repo.previous_finished(model, number)
+        return None if prev is None else repo.diff((model, prev), (model, number))
     return repo.diff(against, (model, number))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ModelTrackError
+from .refs import parse_ref
 
 #: modules that add more sub-commands: each has ``add_commands(subparsers, common)``
 EXTENSIONS = ("modeltrack.runner", "modeltrack.sync", "modeltrack.ui.cli")
@@ -201,7 +202,7 @@ def cmd_alias(args: argparse.Namespace) -> None:
     repo = _repo(args)
     if args.alias_cmd == "set":
         ev = repo.set_alias(args.ref, args.alias)
-        model = repo.resolve(args.ref)[0]
+        model = parse_ref(args.ref).model
         print(f"{model}@{args.alias} -> v{ev['to']}" + (f" (was v{ev['from']})" if ev["from"] else ""))
     elif args.alias_cmd == "rm":
         ev = repo.remove_alias(args.model, args.alias)
@@ -236,7 +237,7 @@ def cmd_promote(args: argparse.Namespace) -> None:
         guard_metric=None if args.force else args.metric,
         goal=args.mode,
     )
-    model = repo.resolve(args.ref)[0]
+    model = parse_ref(args.ref).model
     print(f"promoted {model}@v{ev['to']} to {args.alias}" + (f" (was v{ev['from']})" if ev["from"] else ""))
 
 
@@ -303,8 +304,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> None:
-    from .refs import parse_ref
-
     model = None
     nums: list[int] = []
     for ref in args.refs:

@@ -55,16 +55,6 @@ class Index:
         except Exception:  # noqa: BLE001
             pass
 
-    def forget(self, model: str, numbers: list[int]) -> None:
-        try:
-            with self._lock:
-                self.db.executemany(
-                    "DELETE FROM summary WHERE store = ? AND model = ? AND version = ?",
-                    [(self.store_uri, model, n) for n in numbers],
-                )
-        except Exception:  # noqa: BLE001
-            pass
-
 
 def open_index(store_uri: str) -> Index | None:
     """The index for ``store_uri`` (None when disabled with ``MODELTRACK_INDEX=0`` or unusable)."""

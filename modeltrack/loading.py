@@ -84,10 +84,9 @@ def artifact_file(
 
 
 def _cache_dir(repo: Repo) -> Path:
-    root = os.environ.get("MODELTRACK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "modeltrack")
     import hashlib
 
-    return Path(root) / hashlib.sha256(repo.store.uri.encode()).hexdigest()[:12]
+    return Path(config.cache_dir()) / hashlib.sha256(repo.store.uri.encode()).hexdigest()[:12]
 
 
 def load(

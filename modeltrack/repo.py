@@ -372,37 +372,50 @@ class Repo:
 
     def models_summary(self) -> list[dict[str, Any]]:
         """``models --json``: one entry per model."""
+        self.check_format()
         out = []
-        for model in self.models():
+        for model in self.store.list("models"):
             nums = self.version_numbers(model)
             if not nums:
                 continue
-            aliases = self.aliases(model)
-            latest = None
+            events = self.alias_events(model)
+            latest, newest_final = None, None
             for n in reversed(nums):
                 try:
-                    if self.status(model, n) == FINISHED:
-                        latest = n
-                        break
+                    final = self.final(model, n)
                 except CorruptRecordError:
                     continue
-            updated = self._updated_at(model, nums[-1])
+                if n == nums[-1]:
+                    newest_final = final
+                if self.status(model, n, final) == FINISHED:
+                    latest = n
+                    break
+            stamps = [
+                newest_final.get("finished_at") if newest_final else None,
+                self.claim(model, nums[-1]).get("created_at"),
+                events[-1].get("time") if events else None,
+            ]
+            known = [s for s in stamps if s]
             out.append(
-                {"name": model, "versions": len(nums), "latest": latest, "aliases": aliases, "updated_at": updated}
+                {
+                    "name": model,
+                    "versions": len(nums),
+                    "latest": latest,
+                    "aliases": fold_aliases(events),
+                    "updated_at": max(known) if known else None,
+                }
             )
         return out
 
-    def _updated_at(self, model: str, number: int) -> str | None:
-        try:
-            final = self.final(model, number)
-        except CorruptRecordError:
-            final = None
-        stamps = [final.get("finished_at") if final else None, self.claim(model, number).get("created_at")]
-        events = self.alias_events(model)
-        if events:
-            stamps.append(events[-1].get("time"))
-        known = [s for s in stamps if s]
-        return max(known) if known else None
+    def previous_finished(self, model: str, number: int) -> int | None:
+        """The newest finished version of ``model`` older than ``number`` (the changelog's base)."""
+        gone = self.deleted(model)
+        for n in range(number - 1, 0, -1):
+            if n in gone or not self.store.exists(vkey(model, n, "claim.json")):
+                continue
+            if self.status(model, n) == FINISHED:
+                return n
+        return None
 
     # ------------------------------------------------------------------ tags and notes
     def all_tags(self, model: str) -> dict[int, dict[str, str | None]]:
@@ -449,13 +462,7 @@ class Repo:
 
     def aliases(self, model: str) -> dict[str, int]:
         """Current alias → version of ``model``."""
-        current: dict[str, int] = {}
-        for ev in self.alias_events(model):
-            if ev.get("to") is None:
-                current.pop(ev["alias"], None)
-            else:
-                current[ev["alias"]] = int(ev["to"])
-        return dict(sorted(current.items()))
+        return fold_aliases(self.alias_events(model))
 
     def _append_alias_event(self, model: str, event: dict[str, Any]) -> dict[str, Any]:
         return self._append_event(f"models/{model}/aliases", event)
@@ -673,6 +680,17 @@ class Repo:
                             {"key": f"{base}/artifacts/{art['path']}", "blob": blob_key(sha), "problem": str(seen[sha])}
                         )
         return {"ok": not problems, "artifacts_checked": checked, "problems": problems}
+
+
+def fold_aliases(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Replay alias events into the current alias → version map."""
+    current: dict[str, int] = {}
+    for ev in events:
+        if ev.get("to") is None:
+            current.pop(ev["alias"], None)
+        else:
+            current[ev["alias"]] = int(ev["to"])
+    return dict(sorted(current.items()))
 
 
 def check_tag(key: object) -> str:

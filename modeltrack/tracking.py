@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
@@ -61,14 +61,13 @@ class Version:
         ...     v.log_metrics({"loss": 0.31}, step=120, epoch=0)
     """
 
-    def __init__(self, repo: Repo, model: str, number: int, identity: dict[str, Any]) -> None:
+    def __init__(self, repo: Repo, model: str, number: int) -> None:
         self.repo = repo
         # Remote stores hand out a spooling writer: training never waits on the network.
         self.store: Store = repo.store.writer()
         self.model = model
         self.number = number
         self.status = RUNNING
-        self._identity = identity
         self._lock = threading.Lock()
         self._buf: list[tuple[int, int | None, float, dict[str, float]]] = []
         self._series: dict[str, dict[str, list[Any]]] = {}
@@ -85,10 +84,8 @@ class Version:
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._env_done = threading.Event()
         self._env_record: dict[str, Any] | None = None
         self._last_beat = time.monotonic()  # the claim counts as the first beat
-        self._pending_write_errors = 0
         self._claim: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
         self._env_thread = threading.Thread(
@@ -356,7 +353,6 @@ class Version:
         try:
             self.store.write_json(key, list(events))
         except ModelTrackError as exc:
-            self._pending_write_errors += 1
             report(exc, f"recording {events[0].get('type')} of {self.ref}")
 
     def flush(self, *, publish: bool = True) -> None:
@@ -393,7 +389,6 @@ class Version:
                 self.store.write_json(key, chunk)
             except ModelTrackError as exc:
                 # Keep the points: they are in self._series and go out with series.json.
-                self._pending_write_errors += 1
                 report(exc, f"flushing metrics of {self.ref}")
 
     def _beat(self) -> None:
@@ -408,8 +403,6 @@ class Version:
             self._capture_environment()
         except Exception as exc:  # noqa: BLE001 - capture must never fail a run
             warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
-        finally:
-            self._env_done.set()
 
     def _background(self) -> None:
         interval = config.flush_interval()
@@ -517,17 +510,7 @@ class Version:
     def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """Diff against the previous finished version, and the semantic label it implies."""
         try:
-            gone = self.repo.deleted(self.model)
-            prev = None
-            for n in range(self.number - 1, 0, -1):
-                if n in gone:
-                    continue
-                if (
-                    self.repo.store.exists(vkey(self.model, n, "claim.json"))
-                    and self.repo.status(self.model, n) == FINISHED
-                ):
-                    prev = n
-                    break
+            prev = self.repo.previous_finished(self.model, self.number)
             if prev is None:
                 return None, "1.0.0"
             pv = self.repo.version((self.model, prev), series=False)
@@ -621,7 +604,7 @@ def start(
     ident = process_identity()
     claim = {"created_at": now_iso(), "writer": ident, "model": name}
     number = repo.allocate(name, claim)
-    v = Version(repo, name, number, ident)
+    v = Version(repo, name, number)
     v._claim = {**claim, "version": number}
     _install_hooks()
     with _ACTIVE_LOCK:
@@ -685,11 +668,4 @@ def _at_exit() -> None:
             sys.stderr.write(f"modeltrack: could not finish {v.ref} at exit: {exc}\n")
 
 
-def iter_points(series: Mapping[str, Mapping[str, list[Any]]]) -> Iterator[tuple[str, int, int | None, float]]:
-    """Flatten a series mapping into ``(name, step, epoch, value)`` tuples."""
-    for name, cols in series.items():
-        for s, e, v in zip(cols["step"], cols["epoch"], cols["value"]):
-            yield name, s, e, v
-
-
-__all__ = ["Version", "active_versions", "default_model_name", "iter_points", "report", "safe_artifact_path", "start"]
+__all__ = ["Version", "active_versions", "default_model_name", "report", "safe_artifact_path", "start"]
