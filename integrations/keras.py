@@ -57,6 +57,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -89,7 +90,7 @@ from modeltrack.errors import ModelTrackError, ModelTrackWarning
 from modeltrack.stores import Store
 from modeltrack.tracking import Version, report
 
-__all__ = ["ModelTrackCallback", "autolog", "load_artifact"]
+__all__ = ["ModelTrackCallback", "artifact_needs_trust", "autolog", "load_artifact"]
 
 POLICIES = ("best", "last", "every_n", "all", "none")
 _PATCH_KEY = "keras"
@@ -1089,10 +1090,32 @@ def _prepare(
 
 
 # ---------------------------------------------------------------------- loading
+def artifact_needs_trust(sniffed: Any, **kwargs: Any) -> bool:
+    """Whether loading a file of this content can execute code (``modeltrack.load`` asks).
+
+    A Keras archive loads in Keras's safe mode: no code runs, so no trust is needed unless
+    the caller turns safe mode off. A legacy HDF5 model may hold marshalled Python code
+    (``Lambda`` layers), so it needs trust. Anything else is not a Keras model and is refused.
+
+    Raises:
+        ModelTrackError: the file is not a Keras model at all (e.g. a pickle named ``.keras``).
+    """
+    name = getattr(sniffed, "name", sniffed)
+    if name == "keras":
+        return kwargs.get("safe_mode", True) is False
+    if name == "hdf5":
+        return True
+    raise ModelTrackError(
+        f"the file is {getattr(sniffed, 'description', name)}, not a Keras archive; refusing to load it as a "
+        f"Keras model (use modeltrack.load(ref, kind='path') to inspect it)"
+    )
+
+
 def load_artifact(
     file: str | os.PathLike[str],
     record: Mapping[str, Any] | None = None,
     artifact: Mapping[str, Any] | None = None,
+    sniffed: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Load a stored ``.keras`` model (``modeltrack.load`` calls this for Keras versions).
@@ -1104,6 +1127,7 @@ def load_artifact(
         file: the local file.
         record: the version record (unused; part of the loader interface).
         artifact: the artifact record (unused).
+        sniffed: the content's format as :func:`modeltrack.formats.sniff` named it.
         **kwargs: passed to :func:`keras.saving.load_model` (``custom_objects=``,
             ``compile=``, ``safe_mode=``).
 
@@ -1116,4 +1140,13 @@ def load_artifact(
             f"{path.name} holds weights only; build the model and call model.load_weights(path), with "
             f"modeltrack.load(ref, kind='path') giving the path"
         )
+    wanted = {"keras": ".keras", "hdf5": ".h5"}.get(sniffed or "")
+    if wanted and path.suffix != wanted:
+        # Keras picks its reader by suffix: give the (verified, cached) copy the one its content calls for.
+        view = path.with_name(path.name + wanted)
+        if not view.exists():
+            with contextlib.suppress(FileExistsError):
+                os.link(path, view)
+        path = view
+    kwargs.setdefault("safe_mode", True)
     return keras.saving.load_model(path, **kwargs)

@@ -1114,6 +1114,11 @@ def _with_callback(kwargs: dict[str, Any], package: str, options: dict[str, Any]
 
 
 # ---------------------------------------------------------------------- loading
+def artifact_needs_trust(sniffed: Any, **kwargs: Any) -> bool:
+    """Loading a Lightning checkpoint unpickles it (``torch.load``): it always needs trust."""
+    return True
+
+
 def load_artifact(
     file: str | os.PathLike[str],
     record: Mapping[str, Any],
@@ -1121,6 +1126,7 @@ def load_artifact(
     *,
     cls: type | None = None,
     map_location: Any = None,
+    sniffed: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Load a stored checkpoint back as the LightningModule that was trained.
@@ -1133,6 +1139,7 @@ def load_artifact(
         artifact: the artifact record being loaded.
         cls: the LightningModule class to use instead of the recorded one.
         map_location: passed to ``load_from_checkpoint`` (default ``"cpu"`` unless CUDA is available).
+        sniffed: the content's format (unused: checkpoints are always pickles).
         **kwargs: passed to ``load_from_checkpoint`` (e.g. hparams overrides).
 
     Raises:
@@ -1192,4 +1199,12 @@ def _import_class(target: str, ref: str) -> type:
     return obj
 
 
-__all__ = ["CHECKPOINT_KEY", "FINAL_MODEL_FILE", "POLICIES", "ModelTrackCallback", "autolog", "load_artifact"]
+__all__ = [
+    "CHECKPOINT_KEY",
+    "FINAL_MODEL_FILE",
+    "POLICIES",
+    "ModelTrackCallback",
+    "artifact_needs_trust",
+    "autolog",
+    "load_artifact",
+]

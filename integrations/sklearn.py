@@ -74,7 +74,7 @@ from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
 from modeltrack.tracking import Version, report, start
 
-__all__ = ["AutologHandle", "autolog", "finish_pending", "load_artifact", "tracked_versions"]
+__all__ = ["AutologHandle", "artifact_needs_trust", "autolog", "finish_pending", "load_artifact", "tracked_versions"]
 
 KEY = "sklearn"
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
@@ -1127,17 +1127,24 @@ def autolog(
 
 
 # ---------------------------------------------------------------------- loading
+def artifact_needs_trust(sniffed: Any, **kwargs: Any) -> bool:
+    """``joblib.load`` unpickles whatever it reads: it always needs trust."""
+    return True
+
+
 def load_artifact(
     file: str | os.PathLike[str],
     *,
     record: Mapping[str, Any] | None = None,
     artifact: Mapping[str, Any] | None = None,
+    sniffed: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Load a stored estimator (called by :func:`modeltrack.load` after the trust check).
 
     Args:
         file: the ``.joblib`` file.
+        sniffed: the content's format (unused: joblib reads pickles, plain or compressed).
         **kwargs: passed to :func:`joblib.load` (e.g. ``mmap_mode="r"``).
     """
     import joblib

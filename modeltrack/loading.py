@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import importlib
 import os
+import re
+import stat
+import uuid
 from pathlib import Path
 from typing import Any
 
 from . import config
-from .errors import ModelTrackError, UntrustedArtifactError, VersionNotFoundError
-from .repo import Repo, blob_key
+from .errors import CorruptRecordError, KeyNotFound, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
+from .formats import COMPRESSED, KERAS, PICKLE, UNKNOWN, Sniffed, sniff
+from .repo import Repo, blob_key, vkey
 from .stores import Store
+from .stores.base import CHUNK, file_sha256
 from .tracking import safe_artifact_path
 
 #: framework recorded on the version → integration module that knows how to load it
@@ -20,8 +28,14 @@ LOADERS = {
     "keras": "modeltrack.integrations.keras",
     "sklearn": "modeltrack.integrations.sklearn",
 }
-#: file suffixes whose loading can execute code
-UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".ckpt", ".pt", ".pth", ".bin")
+#: content format → loader, for model files logged by hand (no framework recorded)
+_BY_CONTENT = {
+    KERAS: "modeltrack.integrations.keras",
+    PICKLE: "modeltrack.integrations.sklearn",
+    COMPRESSED: "modeltrack.integrations.sklearn",
+    UNKNOWN: "modeltrack.integrations.sklearn",
+}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def pick_artifact(record: dict[str, Any], path: str | None = None, kind: str | None = None) -> dict[str, Any]:
@@ -59,34 +73,113 @@ def artifact_file(
     dest: str | os.PathLike[str] | None = None,
     record: dict[str, Any] | None = None,
 ) -> Path:
-    """A local file holding the artifact (the blob itself for local stores)."""
+    """A local copy of the artifact, checked against its recorded SHA-256.
+
+    The copy lives in the local cache (``MODELTRACK_CACHE``) unless ``dest`` is given; it is
+    written whole and only after its content matched the record, so a damaged or replaced
+    blob is never handed out.
+
+    Raises:
+        CorruptRecordError: the stored content does not match its checksum, or is a link.
+        VersionNotFoundError: the version has no such artifact.
+    """
     record = record or repo.version(ref, series=False, environment=False)
     art = pick_artifact(record, path, kind)
-    key = blob_key(art["sha256"])
-    local = repo.store.local_path(key)
+    sha = art.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise CorruptRecordError(
+            f"artifact {art.get('path')!r} of {record['model']}@v{record['version']} has an invalid sha256 "
+            f"{sha!r}; run `modeltrack verify`",
+            key=vkey(record["model"], int(record["version"]), "final.json"),
+        )
     name = Path(art["path"]).name
-    if local is not None and dest is None:
-        if not local.is_file():
-            raise ModelTrackError(f"the content of {art['path']} is missing from the store; run `modeltrack verify`")
-        # Frameworks pick the loader by suffix: expose the blob under its real name.
-        view = _cache_dir(repo) / art["sha256"][:16] / name
-        if not view.exists():
-            view.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.symlink(local, view)
-            except FileExistsError:
-                pass
-        return view
-    target = Path(dest) / name if dest is not None else _cache_dir(repo) / art["sha256"][:16] / name
-    if not target.exists():
-        repo.store.get_file(key, target)
+    if dest is not None:
+        target = Path(dest) / name
+    else:
+        target = _cache_dir(repo) / sha[:16] / name
+        if target.is_file() and not target.is_symlink() and target.stat().st_size == art.get("size", -1):
+            return target  # verified when it was written into the cache
+    fetch_verified(repo.store, sha, target, what=f"{art['path']} of {record['model']}@v{record['version']}")
     return target
 
 
-def _cache_dir(repo: Repo) -> Path:
-    import hashlib
+def fetch_verified(store: Store, sha: str, target: Path, *, what: str = "") -> None:
+    """Copy blob ``sha`` into ``target`` (published whole), hashing the bytes as they are copied.
 
+    Raises:
+        CorruptRecordError: the content does not hash to ``sha`` (nothing is left at ``target``).
+        ModelTrackError: the blob is missing from the store.
+    """
+    key = blob_key(sha)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            local = store.local_path(key)
+            if local is not None:
+                got = _copy_hashing(local, tmp)
+            else:
+                store.get_file(key, tmp)
+                got = file_sha256(tmp)[0]
+        except KeyNotFound:
+            raise ModelTrackError(
+                f"the content of {what or key} ({key}) is missing from store {store.uri}; run `modeltrack verify`"
+            ) from None
+        if got != sha:
+            raise CorruptRecordError(
+                f"{store.uri}/{key} ({what or 'a blob'}) is damaged: its content hashes to {got[:12]}…, not the "
+                f"recorded {sha[:12]}…; run `modeltrack verify` and restore it from a copy",
+                key=key,
+            )
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _copy_hashing(src: Path, dst: Path) -> str:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(src, flags)
+    except FileNotFoundError:
+        raise KeyNotFound(str(src)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptRecordError(
+                f"{src} is a symbolic link; a store never holds links, so it was not followed: remove it and "
+                f"run `modeltrack verify`",
+                key=str(src),
+            ) from exc
+        raise
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f, open(dst, "wb") as out:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CorruptRecordError(f"{src} is not a regular file; run `modeltrack verify`", key=str(src))
+        while True:
+            block = f.read(CHUNK)
+            if not block:
+                break
+            h.update(block)
+            out.write(block)
+    return h.hexdigest()
+
+
+def _cache_dir(repo: Repo) -> Path:
     return Path(config.cache_dir()) / hashlib.sha256(repo.store.uri.encode()).hexdigest()[:12]
+
+
+def _loader_module(framework: str | None, sniffed: Sniffed, ref: str) -> Any:
+    """The integration that loads this version: the recorded framework's, else the one the
+    content calls for (a model file logged by hand)."""
+    module_name = LOADERS.get(framework or "")
+    if module_name is None and framework is None:
+        module_name = _BY_CONTENT.get(sniffed.name)
+    if module_name is None:
+        raise ModelTrackError(
+            f"{ref} was recorded by framework {framework!r} and its file is {sniffed.description}, which modeltrack "
+            f"cannot load; use load(..., kind='path') to get the file"
+        )
+    return importlib.import_module(module_name)
 
 
 def load(
@@ -100,6 +193,10 @@ def load(
 ) -> Any:
     """Load a version back.
 
+    Whether loading can execute code is decided from the file's content and the loader
+    that will read it, never from the file's name: pickle, joblib and torch checkpoints
+    always need ``trust``; a Keras archive loads in Keras's safe mode without it.
+
     Args:
         ref: ``NAME``, ``NAME@v3``, ``NAME@production``…
         kind: ``"model"`` (the framework object), ``"path"`` (a local file path), or
@@ -110,7 +207,11 @@ def load(
 
     Raises:
         UntrustedArtifactError: the artifact can execute code and ``trust`` is not given.
+        CorruptRecordError: the stored file does not match its recorded checksum.
         ImportError: the framework (or the model's class) cannot be imported.
+
+    Example:
+        >>> model = mt.load("churn@production", trust=True)  # doctest: +SKIP
     """
     repo = Repo(store)
     record = repo.version(ref, series=False, environment=False)
@@ -118,18 +219,16 @@ def load(
         return str(artifact_file(repo, ref, path=path, record=record))
     art = pick_artifact(record, path, None if kind == "model" else kind)
     file = artifact_file(repo, ref, path=art["path"], record=record)
+    label = f"{record['model']}@v{record['version']}"
+    sniffed = sniff(file)
+    module = _loader_module(record.get("framework"), sniffed, label)
+    needs_trust = getattr(module, "artifact_needs_trust", None)
+    # A loader that does not say otherwise is assumed to be able to run code.
+    unsafe = True if needs_trust is None else bool(needs_trust(sniffed, **kwargs))
     trusted = config.trust_store() if trust is None else trust
-    if file.suffix in UNSAFE_SUFFIXES and not trusted:
+    if unsafe and not trusted:
         raise UntrustedArtifactError(
-            f"{art['path']} of {record['model']}@v{record['version']} is a {file.suffix} file, which can "
-            f"run code when loaded; if you trust this store pass trust=True (CLI: --trust) or set MODELTRACK_TRUST=1"
+            f"{art['path']} of {label} is {sniffed.description}, which can run code when loaded; if you trust "
+            f"this store pass trust=True (CLI: --trust) or set MODELTRACK_TRUST=1"
         )
-    framework = record.get("framework")
-    module_name = LOADERS.get(framework or "")
-    if module_name is None:
-        raise ModelTrackError(
-            f"{record['model']}@v{record['version']} was recorded by framework {framework!r}, which modeltrack "
-            f"cannot load; use load(..., kind='path') to get the file"
-        )
-    module = importlib.import_module(module_name)
-    return module.load_artifact(file, record=record, artifact=art, **kwargs)
+    return module.load_artifact(file, record=record, artifact=art, sniffed=sniffed.name, **kwargs)

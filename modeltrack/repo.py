@@ -24,9 +24,12 @@ deleted at any time and is rebuilt from the files.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +38,7 @@ from ._util import best_of, json_number, metric_goal, now_iso, parse_iso, proces
 from .errors import (
     AliasNotFoundError,
     CorruptRecordError,
+    InvalidValueError,
     KeyNotFound,
     ModelNotFoundError,
     PromotionRefusedError,
@@ -46,6 +50,9 @@ from .refs import Ref, check_alias_name, check_model_name, parse_ref
 from .stores import FORMAT_KEY, FORMAT_VERSION, Store, open_store
 
 FINISHED, FAILED, RUNNING, CRASHED = "finished", "failed", "running", "crashed"
+SKIPPED = "skipped"  # a number whose claim was never published: not a version
+#: shortest gc grace period while any version of the store is running (seconds)
+RUNNING_GRACE_SECONDS = 900.0
 
 
 def vkey(model: str, number: int, name: str = "") -> str:
@@ -57,8 +64,21 @@ def blob_key(sha256: str) -> str:
     return f"blobs/sha256/{sha256[:2]}/{sha256}"
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_EVENT_NAME = re.compile(r"[0-9]{8,18}\.json")
+#: longest tag value, in characters (names: 256)
+MAX_TAG_VALUE = 4096
+#: longest release notes, in characters
+MAX_NOTES = 1_000_000
+
+
 def _num(name: str) -> int | None:
-    return int(name) if name.isdigit() else None
+    return int(name) if _DIGITS.fullmatch(name) else None
+
+
+def _unique_name() -> str:
+    """A name for an event that no other writer can take: time-ordered, then random."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
 
 
 class Repo:
@@ -200,11 +220,24 @@ class Repo:
         except KeyNotFound:
             raise VersionNotFoundError(f"{model} has no version {number}", ref=f"{model}@v{number}") from None
 
+    def _claim_or_none(self, model: str, number: int) -> dict[str, Any] | None:
+        """The claim, or None for a number whose claim was never published (a process killed
+        inside ``start()``): such a number is skipped, never reused, and never breaks a listing."""
+        try:
+            return self.claim(model, number)
+        except VersionNotFoundError:
+            return None
+
     def status(self, model: str, number: int, final: dict[str, Any] | None = None) -> str:
+        """``finished``, ``failed``, ``running`` or ``crashed`` (``skipped`` for a number whose
+        claim was never published)."""
         final = final if final is not None else self.final(model, number)
         if final is not None:
             return str(final.get("status", FINISHED))
-        return self._live_status(model, number)
+        claim = self._claim_or_none(model, number)
+        if claim is None:
+            return SKIPPED
+        return self._live_status(model, number, claim)
 
     def _live_status(self, model: str, number: int, claim: dict[str, Any] | None = None) -> str:
         claim = claim if claim is not None else self.claim(model, number)
@@ -342,7 +375,9 @@ class Repo:
                         row = self.summary(model, n, final)
                         fresh.append((n, row))
                     else:
-                        claim = self.claim(model, n)
+                        claim = self._claim_or_none(model, n)
+                        if claim is None:
+                            continue  # half-claimed number: not a version
                         last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
                         row = {
                             "status": self._live_status(model, n, claim),
@@ -392,7 +427,7 @@ class Repo:
                     break
             stamps = [
                 newest_final.get("finished_at") if newest_final else None,
-                self.claim(model, nums[-1]).get("created_at"),
+                (self._claim_or_none(model, nums[-1]) or {}).get("created_at"),
                 events[-1].get("time") if events else None,
             ]
             known = [s for s in stamps if s]
@@ -418,64 +453,101 @@ class Repo:
         return None
 
     # ------------------------------------------------------------------ tags and notes
+    def tag_events(self, model: str) -> list[dict[str, Any]]:
+        """Every tag change of ``model``'s versions, oldest first."""
+        prefix = f"models/{model}/tags"
+        return [self.store.read_json(f"{prefix}/{name}") for name in self.store.list(prefix) if name.endswith(".json")]
+
     def all_tags(self, model: str) -> dict[int, dict[str, str | None]]:
         """Current tags of every tagged version of ``model`` (one read per tag change)."""
-        prefix = f"models/{model}/tags"
-        out: dict[int, dict[str, str | None]] = {}
-        for name in self.store.list(prefix):
-            if name.endswith(".json"):
-                ev = self.store.read_json(f"{prefix}/{name}")
-                out[int(ev["version"])] = ev["tags"]
-        return out
+        return fold_tags(self.tag_events(model))
 
     def tags(self, model: str, number: int) -> dict[str, str | None]:
         return self.all_tags(model).get(number, {})
 
     def set_tags(
-        self, ref: str | tuple[str, int], tags: dict[str, Any], remove: Iterable[str] = ()
+        self,
+        ref: str | tuple[str, int],
+        tags: dict[str, Any],
+        remove: Iterable[str] = (),
+        *,
+        writer: Store | None = None,
     ) -> dict[str, str | None]:
-        """Add/replace tags (``None`` value = a bare label) and remove others."""
+        """Add/replace tags (``None`` value = a bare label) and remove others.
+
+        Each call appends one event naming only the keys it sets and removes, under a name
+        no other writer can take, so concurrent writers never lose each other's keys (no
+        read-modify-write). ``writer``: the store to append through (a running version's
+        spooling writer); default this store.
+
+        Returns:
+            the version's tags after the change (as far as this store can see them).
+        """
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
-        current = dict(self.tags(model, number))
-        for key, value in tags.items():
-            current[check_tag(key)] = None if value is None else str(value)
-        for key in remove:
-            current.pop(key, None)
-        self._append_event(f"models/{model}/tags", {"version": number, "tags": current})
-        return current
+        changes = {check_tag(k): check_tag_value(k, v) for k, v in tags.items()}
+        gone = sorted({check_tag(k) for k in remove} - set(changes))
+        if not changes and not gone:
+            return self.tags(model, number)
+        event = {"version": number, "set": changes, "remove": gone, "time": now_iso(), "actor": config.actor()}
+        (writer or self.store).write_json(f"models/{model}/tags/{_unique_name()}.json", event)
+        if writer is not None and writer is not self.store:
+            return {}
+        return self.tags(model, number)
 
     def notes(self, model: str, number: int) -> str | None:
         data = self.store.read_json_or(vkey(model, number, "notes.json"), None)
         return data.get("text") if isinstance(data, dict) else None
 
-    def set_notes(self, ref: str | tuple[str, int], text: str | None) -> None:
+    def set_notes(self, ref: str | tuple[str, int], text: str | None, *, writer: Store | None = None) -> None:
+        """Set (or with ``None`` clear) the release notes of a version."""
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
+        store = writer or self.store
         if text is None:
-            self.store.delete(vkey(model, number, "notes.json"))
+            store.delete(vkey(model, number, "notes.json"))
         else:
-            self.store.write_json(vkey(model, number, "notes.json"), {"text": str(text), "time": now_iso()})
+            text = str(text)
+            if len(text) > MAX_NOTES:
+                raise InvalidValueError(
+                    f"notes of {model}@v{number} are {len(text):,} characters; the limit is {MAX_NOTES:,}: "
+                    f"store long documents as an artifact instead",
+                    value=len(text),
+                )
+            store.write_json(
+                vkey(model, number, "notes.json"), {"text": text, "time": now_iso(), "actor": config.actor()}
+            )
 
     # ------------------------------------------------------------------ aliases
     def alias_events(self, model: str) -> list[dict[str, Any]]:
+        """The alias history of ``model``, oldest first."""
         prefix = f"models/{model}/aliases"
-        return [self.store.read_json(f"{prefix}/{name}") for name in self.store.list(prefix) if name.endswith(".json")]
+        return [self.store.read_json(f"{prefix}/{n}") for n in self.store.list(prefix) if _EVENT_NAME.fullmatch(n)]
 
     def aliases(self, model: str) -> dict[str, int]:
         """Current alias → version of ``model``."""
         return fold_aliases(self.alias_events(model))
 
-    def _append_alias_event(self, model: str, event: dict[str, Any]) -> dict[str, Any]:
-        return self._append_event(f"models/{model}/aliases", event)
-
-    def _append_event(self, prefix: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Append to an event log: the next sequence number, claimed create-if-absent."""
-        names = [n for n in self.store.list(prefix) if n.endswith(".json")]
-        seq = int(names[-1].split(".")[0]) + 1 if names else 1
-        while True:
-            event = {**event, "seq": seq, "time": now_iso()}
+    def _append_alias_event(
+        self, model: str, alias: str, decide: Callable[[int | None, list[dict[str, Any]]], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Append one alias event, decided against the newest event: ``decide(current,
+        history)`` sees the alias's holder as of event N and returns the event (or None: no
+        change); it is claimed as event N+1 create-if-absent. If another writer claimed N+1
+        first, the decision is made again against the new state, so no event records a stale
+        ``from`` and no guard is checked against an old holder."""
+        prefix = f"models/{model}/aliases"
+        for _ in range(1000):
+            names = [n for n in self.store.list(prefix) if _EVENT_NAME.fullmatch(n)]
+            events = [self.store.read_json(f"{prefix}/{name}") for name in names]
+            seq = int(names[-1][:-5]) + 1 if names else 1
+            history = [e for e in events if e.get("alias") == alias]
+            current = fold_aliases(events).get(alias)
+            event = decide(current, history)
+            if event is None:
+                return {"alias": alias, "from": current, "to": current, "action": "none", "seq": None, "noop": True}
+            event = {**event, "alias": alias, "from": current, "seq": seq, "time": now_iso(), "actor": config.actor()}
             if self.store.create_json(f"{prefix}/{seq:08d}.json", event):
                 return event
-            seq += 1
+        raise StoreError(f"could not record a move of {model}@{alias}: too many concurrent writers; try again")
 
     def set_alias(
         self,
@@ -490,31 +562,40 @@ class Repo:
         """Point ``alias`` at the version ``ref`` names (recorded in the alias history).
 
         With ``guard_metric``, refuse unless the candidate's metric is at least as good as
-        the current holder's (``goal`` "min"/"max", guessed from the name if omitted).
+        the current holder's (``goal`` "min"/"max", guessed from the name if omitted). The
+        guard is checked against the holder at the moment the move is recorded: a
+        concurrent promotion makes this one check again. Pointing an alias at the version
+        that already holds it records nothing (the result has ``"noop": True``).
         """
         check_alias_name(alias)
         model, number = self.resolve(ref)
-        current = self.aliases(model).get(alias)
-        if guard_metric is not None and current is not None and current != number:
+        if guard_metric is not None:
             goal = goal or metric_goal(guard_metric)
             if goal not in ("min", "max"):
                 raise PromotionRefusedError(
                     f"cannot tell whether higher or lower {guard_metric!r} is better; pass --mode min or --mode max"
                 )
-            new = self._metric_last(model, number, guard_metric)
-            old = self._metric_last(model, current, guard_metric)
-            if new is None:
-                raise PromotionRefusedError(
-                    f"{model}@v{number} has no metric {guard_metric!r} to compare; promote without a guard or log it"
-                )
-            if old is not None and ((goal == "min" and new > old) or (goal == "max" and new < old)):
-                raise PromotionRefusedError(
-                    f"refused to move {alias!r} to {model}@v{number}: its {guard_metric} = {new:g} is worse than "
-                    f"{old:g} of v{current}, which holds {alias!r} now ({goal} is better); use --force to promote anyway"
-                )
-        return self._append_alias_event(
-            model, {"alias": alias, "from": current, "to": number, "action": action, "reason": reason}
-        )
+        new = self._metric_last(model, number, guard_metric) if guard_metric is not None else None
+
+        def decide(current: int | None, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+            if current == number:
+                return None
+            if guard_metric is not None and current is not None:
+                if new is None:
+                    raise PromotionRefusedError(
+                        f"{model}@v{number} has no metric {guard_metric!r} to compare; promote without a guard or "
+                        f"log it"
+                    )
+                old = self._metric_last(model, current, guard_metric)
+                if old is not None and ((goal == "min" and new > old) or (goal == "max" and new < old)):
+                    raise PromotionRefusedError(
+                        f"refused to move {alias!r} to {model}@v{number}: its {guard_metric} = {new:g} is worse than "
+                        f"{old:g} of v{current}, which holds {alias!r} now ({goal} is better); use --force to promote "
+                        f"anyway"
+                    )
+            return {"to": number, "action": action, "reason": reason}
+
+        return self._append_alias_event(model, alias, decide)
 
     def _metric_last(self, model: str, number: int, name: str) -> float | None:
         final = self.final(model, number)
@@ -526,10 +607,13 @@ class Repo:
 
     def remove_alias(self, model: str, alias: str) -> dict[str, Any]:
         check_model_name(model)
-        current = self.aliases(model).get(alias)
-        if current is None:
-            raise AliasNotFoundError(f"{model} has no alias {alias!r}", ref=f"{model}@{alias}")
-        return self._append_alias_event(model, {"alias": alias, "from": current, "to": None, "action": "remove"})
+
+        def decide(current: int | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+            if current is None:
+                raise AliasNotFoundError(f"{model} has no alias {alias!r}", ref=f"{model}@{alias}")
+            return {"to": None, "action": "remove", "reason": None}
+
+        return self._append_alias_event(model, alias, decide)
 
     def alias_history(self, model: str, alias: str | None = None) -> list[dict[str, Any]]:
         self._require_model(model)
@@ -538,31 +622,25 @@ class Repo:
     def rollback(self, model: str, alias: str) -> dict[str, Any]:
         """Point ``alias`` back at the version it held before its last move."""
         check_alias_name(alias)
-        history = self.alias_history(model, alias)
-        current = self.aliases(model).get(alias)
-        if not history:
-            raise AliasNotFoundError(f"{model} has no alias {alias!r} to roll back", ref=f"{model}@{alias}")
-        # Walk back over the moves (a rollback is a move too): the holder before the move that
-        # put the current holder in place.
-        last = history[-1]
-        previous = last.get("from")
-        if previous is None:
-            raise StoreError(
-                f"{model}@{alias} has no earlier holder to roll back to (it was first set to "
-                f"v{last.get('to')}); use `modeltrack alias rm {model} {alias}` to remove it"
-            )
-        if not self.store.exists(vkey(model, int(previous), "claim.json")) or int(previous) in self.deleted(model):
-            raise VersionNotFoundError(f"{model}@v{previous}, the previous holder of {alias!r}, was deleted")
-        return self._append_alias_event(
-            model,
-            {
-                "alias": alias,
-                "from": current,
-                "to": int(previous),
-                "action": "rollback",
-                "reason": f"rollback of seq {last['seq']}",
-            },
-        )
+        self._require_model(model)
+
+        def decide(current: int | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+            if not history:
+                raise AliasNotFoundError(f"{model} has no alias {alias!r} to roll back", ref=f"{model}@{alias}")
+            # The holder before the move that put the current holder in place (checked
+            # against the newest event: a concurrent move makes this decision again).
+            last = history[-1]
+            previous = last.get("from")
+            if previous is None:
+                raise StoreError(
+                    f"{model}@{alias} has no earlier holder to roll back to (it was first set to "
+                    f"v{last.get('to')}); use `modeltrack alias rm {model} {alias}` to remove it"
+                )
+            if not self.store.exists(vkey(model, int(previous), "claim.json")) or int(previous) in self.deleted(model):
+                raise VersionNotFoundError(f"{model}@v{previous}, the previous holder of {alias!r}, was deleted")
+            return {"to": int(previous), "action": "rollback", "reason": f"rollback of seq {last['seq']}"}
+
+        return self._append_alias_event(model, alias, decide)
 
     # ------------------------------------------------------------------ diff and changelog
     def diff(self, a: str | tuple[str, int], b: str | tuple[str, int]) -> dict[str, Any]:
@@ -573,20 +651,58 @@ class Repo:
 
     # ------------------------------------------------------------------ gc and verify
     def referenced_blobs(self) -> set[str]:
+        """SHA-256 of every blob that any record may reference: finished, failed, running and
+        crashed versions (released checkpoints included), and version directories whatever
+        their state.
+
+        Raises:
+            CorruptRecordError: some records cannot be read; they might reference blobs, so
+                nothing may be deleted until they are fixed. The message names each one.
+        """
         refs: set[str] = set()
+        unreadable: list[str] = []
         for model in self.store.list("models"):
-            for n in self.version_numbers(model):
+            for n in self.version_numbers(model, include_deleted=True):
                 try:
                     final = self.final(model, n)
-                    arts = (
-                        final.get("artifacts", [])
-                        if final
-                        else consolidate(self.records(model, n), keep_released=True).get("artifacts", [])
-                    )
-                except CorruptRecordError:
-                    continue
-                refs.update(a["sha256"] for a in arts)
+                    arts = final.get("artifacts", []) if isinstance(final, dict) else None
+                    if not isinstance(arts, list):
+                        if final is not None:
+                            raise CorruptRecordError(f"{vkey(model, n, 'final.json')} has no artifact list")
+                        arts = consolidate(self.records(model, n), keep_released=True).get("artifacts", [])
+                    if final is not None:
+                        # Released checkpoints of a finished version are not in final.json,
+                        # but the records that mention them still exist until gc deletes the version.
+                        with contextlib.suppress(CorruptRecordError):
+                            arts = arts + consolidate(self.records(model, n), keep_released=True)["artifacts"]
+                    for a in arts:
+                        sha = a.get("sha256") if isinstance(a, dict) else None
+                        if not isinstance(sha, str):
+                            raise CorruptRecordError(f"an artifact of {model}@v{n} has no sha256")
+                        refs.add(sha)
+                except (CorruptRecordError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    key = getattr(exc, "key", None) or vkey(model, n)
+                    unreadable.append(str(key))
+        if unreadable:
+            raise CorruptRecordError(
+                f"gc stopped before deleting anything: {len(unreadable)} record(s) cannot be read and might "
+                f"reference blobs: {', '.join(unreadable[:10])}{' …' if len(unreadable) > 10 else ''}; restore them "
+                f"from a copy, or delete the damaged versions' directories, then run gc again "
+                f"(`modeltrack verify` lists all damage)",
+                key=unreadable[0],
+            )
         return refs
+
+    def _any_running(self) -> bool:
+        for model in self.store.list("models"):
+            gone = self.deleted(model)
+            for n in self.version_numbers(model, include_deleted=True):
+                if n in gone or self.store.exists(vkey(model, n, "final.json")):
+                    continue
+                claim = self._claim_or_none(model, n)
+                if claim is not None and self._live_status(model, n, claim) == RUNNING:
+                    return True
+        return False
 
     def gc(
         self,
@@ -598,8 +714,25 @@ class Repo:
         grace_seconds: float = 3600.0,
     ) -> dict[str, Any]:
         """Delete the named versions (never one holding an alias unless ``force``) and every
-        blob no remaining version references (blobs younger than ``grace_seconds`` are kept, as
-        a running version may be about to reference them)."""
+        blob no version references.
+
+        Blobs written or re-used less than ``grace_seconds`` ago are kept (a running version
+        may be about to reference them; while any version runs, at least
+        ``RUNNING_GRACE_SECONDS``). References are read twice, before and after choosing
+        what to delete, and a blob is deleted only if it is still old at that instant, so
+        a version that re-uses a blob meanwhile keeps it.
+
+        Raises:
+            CorruptRecordError: some records cannot be read (nothing is deleted).
+            StoreError: a version holds an alias or is running (without ``force``).
+        """
+        if not isinstance(grace_seconds, (int, float)) or not math.isfinite(grace_seconds) or grace_seconds < 0:
+            raise InvalidValueError(
+                f"gc grace period must be a number of seconds >= 0, got {grace_seconds!r}", value=grace_seconds
+            )
+        self.check_format()
+        versions = list(versions)
+        self.referenced_blobs()  # refuse early: damaged records stop gc before it deletes anything
         deleted: list[str] = []
         if model is not None:
             nums = set(self._require_model(model))
@@ -617,31 +750,54 @@ class Repo:
                     for a, v in aliases.items():
                         if v == n:
                             self.remove_alias(model, a)
+                    self.store.write_json(f"models/{model}/deleted/{n}", {"time": now_iso()})
                     prefix = vkey(model, n)
                     for key in list(self.store.walk(prefix)):
                         if not key.endswith("/claim.json"):
                             self.store.delete(key)
-                    self.store.write_json(f"models/{model}/deleted/{n}", {"time": now_iso()})
                 deleted.append(f"{model}@v{n}")
+        if self._any_running():
+            grace_seconds = max(grace_seconds, RUNNING_GRACE_SECONDS)
+        cutoff = time.time() - grace_seconds
         refs = self.referenced_blobs()
-        removed, freed = [], 0
+        candidates = []
+        kept_young = 0
         for key in list(self.store.walk("blobs")):
             sha = key.rsplit("/", 1)[-1]
             if sha in refs:
                 continue
-            path = self.store.local_path(key)
-            if path is not None and grace_seconds > 0:
-                try:
-                    if time.time() - path.stat().st_mtime < grace_seconds:
-                        continue
-                except OSError:
-                    continue
-            size = self.store.size(key)
-            if not dry_run:
+            when = self.store.modified(key)
+            if grace_seconds > 0 and (when is None or when >= cutoff):
+                kept_young += 1
+                continue
+            candidates.append(key)
+        refs = self.referenced_blobs() if candidates else refs
+        removed, freed = [], 0
+        for key in candidates:
+            if key.rsplit("/", 1)[-1] in refs:
+                continue
+            try:
+                size = self.store.size(key)
+            except KeyNotFound:
+                continue
+            if dry_run:
+                ok = True
+            elif grace_seconds > 0:
+                ok = self.store.delete_if_older(key, cutoff)
+            else:
                 self.store.delete(key)
-            removed.append(key)
-            freed += size
-        return {"deleted_versions": deleted, "deleted_blobs": len(removed), "freed_bytes": freed, "dry_run": dry_run}
+                ok = True
+            if ok:
+                removed.append(key)
+                freed += size
+        return {
+            "deleted_versions": deleted,
+            "deleted_blobs": len(removed),
+            "freed_bytes": freed,
+            "dry_run": dry_run,
+            "kept_recent_blobs": kept_young,
+            "grace_seconds": grace_seconds,
+        }
 
     def verify(self) -> dict[str, Any]:
         """Re-check every record and every artifact checksum; report damage by key."""
@@ -691,6 +847,36 @@ def fold_aliases(events: list[dict[str, Any]]) -> dict[str, int]:
         else:
             current[ev["alias"]] = int(ev["to"])
     return dict(sorted(current.items()))
+
+
+def fold_tags(events: list[dict[str, Any]]) -> dict[int, dict[str, str | None]]:
+    """Replay tag events (oldest first) into each version's current tags. An event names
+    the keys it sets and removes; events of the first format hold the whole set."""
+    out: dict[int, dict[str, str | None]] = {}
+    for ev in events:
+        number = int(ev["version"])
+        if "tags" in ev:
+            out[number] = dict(ev["tags"])
+            continue
+        current = out.setdefault(number, {})
+        current.update(ev.get("set") or {})
+        for key in ev.get("remove") or ():
+            current.pop(key, None)
+    return {n: t for n, t in out.items() if t}
+
+
+def check_tag_value(key: str, value: object) -> str | None:
+    """A tag value as stored: ``None`` (a bare label) or a string of at most ``MAX_TAG_VALUE``."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TAG_VALUE:
+        raise InvalidValueError(
+            f"tag {key!r} has a value of {len(text):,} characters; the limit is {MAX_TAG_VALUE:,}: store "
+            f"large values as notes or an artifact",
+            value=key,
+        )
+    return text
 
 
 def check_tag(key: object) -> str:

@@ -10,7 +10,9 @@ the last flush readable, and the version reads as ``crashed``.
 from __future__ import annotations
 
 import atexit
+import math
 import os
+import stat
 import sys
 import threading
 import time
@@ -26,19 +28,37 @@ from .capture.params import flatten, to_json_value
 from .errors import (
     ArtifactPathError,
     InvalidMetricError,
+    InvalidValueError,
     ModelTrackError,
     ModelTrackWarning,
     ParamConflictError,
+    StoreError,
+    StoreNotWritableError,
     VersionStateError,
 )
 from .refs import check_model_name
-from .repo import FAILED, FINISHED, RUNNING, Repo, blob_key, bump_label, consolidate, diff_records, semver_bump, vkey
+from .repo import (
+    CRASHED,
+    FAILED,
+    FINISHED,
+    RUNNING,
+    Repo,
+    blob_key,
+    bump_label,
+    consolidate,
+    diff_records,
+    semver_bump,
+    vkey,
+)
 from .stores import Store
 from .stores.base import file_sha256
 
 _ACTIVE: set[Version] = set()  # kept alive until finished, so exit can finish them
 _ACTIVE_LOCK = threading.Lock()
 _FLOATS = frozenset({float})
+_STRS = frozenset({str})
+#: longest metric name, in characters
+MAX_METRIC_NAME = 250
 _hooks_installed = False
 _last_uncaught: BaseException | None = None
 
@@ -80,6 +100,7 @@ class Version:
         self._last_step: int | None = None
         self._epoch: int | None = None
         self._warned: set[str] = set()
+        self._not_recorded: list[dict[str, Any]] = []
         self._closed = False
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -138,7 +159,13 @@ class Version:
             self._step += 1
             step = self._step
         elif type(step) is not int:
-            step = int(step)
+            step = self._index("step", step)
+            if step is None:
+                return
+        if epoch is not None and type(epoch) is not int:
+            epoch = self._index("epoch", epoch)
+            if epoch is None:
+                return
         last = self._last_step
         if last is not None and step < last:
             self._backwards(step, last)
@@ -148,8 +175,12 @@ class Version:
             if self._epoch is not None:
                 self._wake.set()  # epoch boundary: publish what the last epoch logged
             self._epoch = epoch
-        # Hot path: one C-level type scan and a dict copy; anything but floats takes the slow path.
-        values = dict(metrics) if _FLOATS.issuperset(map(type, metrics.values())) else self._coerce_all(metrics)
+        # Hot path: C-level type scans and a dict copy; anything but str names and float
+        # values takes the slow path.
+        if _FLOATS.issuperset(map(type, metrics.values())) and _STRS.issuperset(map(type, metrics)):
+            values = dict(metrics)
+        else:
+            values = self._coerce_all(metrics)
         with self._lock:
             self._buf.append((step, epoch, time.time(), values))
 
@@ -163,29 +194,76 @@ class Version:
             )
 
     def _coerce_all(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        if not isinstance(metrics, Mapping):
+            self._invalid(
+                "metrics", f"log_metrics of {self.ref} got {type(metrics).__name__}, not a mapping of name to number"
+            )
+            return {}
         out = {}
         for name, value in metrics.items():
+            if not isinstance(name, str) or not name or len(name) > MAX_METRIC_NAME:
+                self._invalid(
+                    f"name:{name!r}"[:80],
+                    f"metric name {name!r} ({type(name).__name__}) of {self.ref} is not a non-empty string of at most "
+                    f"{MAX_METRIC_NAME} characters; name metrics with strings — the value was skipped",
+                    name,
+                )
+                continue
             value = value if type(value) is float else self._coerce(name, value)
             if value is not None:
-                out[str(name)] = value
+                out[name] = value
         return out
+
+    def _index(self, what: str, value: Any) -> int | None:
+        """``step``/``epoch`` as an int: ints, integral floats and numpy/torch integers pass;
+        anything else skips the point with a warning (an error in strict mode)."""
+        try:
+            if isinstance(value, bool) or isinstance(value, (str, bytes)):
+                raise TypeError
+            number = float(value) if not isinstance(value, int) else value
+            if isinstance(number, float):
+                if not math.isfinite(number) or number != int(number):
+                    raise ValueError
+                number = int(number)
+            if not -(2**63) <= number < 2**63:
+                raise OverflowError
+            return int(number)
+        except (TypeError, ValueError, OverflowError, RuntimeError):
+            self._invalid(
+                what,
+                f"{what} {value!r} ({type(value).__name__}) of {self.ref} is not a whole number; pass an int — "
+                f"the points of this call were skipped",
+                value,
+            )
+            return None
+
+    def _invalid(self, what: str, message: str, value: Any = None) -> None:
+        err = InvalidMetricError(message, value=value)
+        if config.strict():
+            raise err
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(f"modeltrack: {message}", ModelTrackWarning, stacklevel=4)
 
     def log_metric(self, name: str, value: Any, step: int | None = None, epoch: int | None = None) -> None:
         """Record one metric value (see :meth:`log_metrics`)."""
         self.log_metrics({name: value}, step=step, epoch=epoch)
 
     def _coerce(self, name: str, value: Any) -> float | None:
-        if isinstance(value, bool):
-            return float(value)
-        if isinstance(value, (int, float)):
-            return float(value)
-        if value is not None and not isinstance(value, (str, bytes)):
-            try:
+        try:
+            if isinstance(value, (bool, int, float)):
+                return float(value)
+            if value is not None and not isinstance(value, (str, bytes)):
                 return float(value)  # numpy scalar, 0-d array or tensor
-            except (TypeError, ValueError, RuntimeError):
-                pass
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            pass
+        shown = (
+            repr(value)
+            if not isinstance(value, int) or value.bit_length() < 200
+            else f"an int of {value.bit_length()} bits"
+        )
         err = InvalidMetricError(
-            f"metric {name!r} of {self.ref} got {value!r} ({type(value).__name__}), which is not a "
+            f"metric {name!r} of {self.ref} got {shown[:200]} ({type(value).__name__}), which is not a "
             f"number; log a float (NaN is allowed) — the point was skipped",
             value=value,
         )
@@ -269,13 +347,23 @@ class Version:
                             f"copy the file in or remove the link",
                             path=str(f),
                         )
+                    if not self._regular(real):
+                        continue
                     rel = f.relative_to(src).as_posix()
                     files.append((real, f"{base}/{rel}"))
+        elif not self._regular(src):
+            return []
         else:
             files.append((src, base))
         out = []
         for f, rel in files:
-            sha, size = self._put_blob(f)
+            try:
+                sha, size = self._put_blob(f)
+            except (ModelTrackError, OSError) as exc:
+                # Training goes on; the version says what it lacks.
+                self._not_recorded.append({"path": rel, "kind": kind, "reason": str(exc)[:500]})
+                report(_as_store_error(exc, f), f"storing artifact {rel} of {self.ref} (not recorded)")
+                continue
             rec: dict[str, Any] = {"path": rel, "sha256": sha, "size": size, "kind": kind, "time": now_iso()}
             if step is not None:
                 rec["step"] = int(step)
@@ -286,8 +374,29 @@ class Version:
             if metadata:
                 rec["metadata"] = to_json_value(dict(metadata))
             out.append(rec)
-        self._record(*({"type": "artifact", **r} for r in out))
+        if out:
+            self._record(*({"type": "artifact", **r} for r in out))
         return out
+
+    def _regular(self, path: Path) -> bool:
+        """Only regular files are stored: reading a FIFO or a device would hang or never end."""
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            report(_as_store_error(exc, path), f"reading artifact {path} of {self.ref}")
+            return False
+        if stat.S_ISREG(mode):
+            return True
+        what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
+        report(
+            InvalidValueError(
+                f"artifact {str(path)!r} is {what}, not a regular file; only files and directories are stored "
+                f"(copy its content to a file first) — it was skipped",
+                value=str(path),
+            ),
+            f"logging artifact {path} of {self.ref}",
+        )
+        return False
 
     def _put_blob(self, path: Path) -> tuple[str, int]:
         stage = getattr(self.store, "stage_file", None)
@@ -299,7 +408,9 @@ class Version:
             return sha, size
         sha, size = file_sha256(path)
         key = blob_key(sha)
-        if not self.store.exists(key):
+        # Re-using a stored blob touches it first, so a concurrent gc keeps it (or, if gc took
+        # it already, the touch fails and the blob is stored again).
+        if not self.store.touch(key):
             self.store.put_file(key, path)
         return sha, size
 
@@ -314,12 +425,21 @@ class Version:
         self._record({"type": "best", "path": safe_artifact_path(name), **({"kind": kind} if kind else {})})
 
     def set_tags(self, tags: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
-        """Set tags: ``set_tags(experimental=None, dataset="v2")``. ``None`` is a bare label."""
-        self.repo.set_tags((self.model, self.number), {**(tags or {}), **kwargs})
+        """Set tags: ``set_tags(experimental=None, dataset="v2")``. ``None`` is a bare label.
+
+        Written through the version's writer (spooled on remote stores): a store outage
+        never stops training. Bad names or values warn (raise in strict mode)."""
+        try:
+            self.repo.set_tags((self.model, self.number), {**(tags or {}), **kwargs}, writer=self.store)
+        except ModelTrackError as exc:
+            report(exc, f"tagging {self.ref}")
 
     def set_notes(self, text: str | None) -> None:
-        """Set the release notes of this version."""
-        self.repo.set_notes((self.model, self.number), text)
+        """Set the release notes of this version (spooled like every write of a run)."""
+        try:
+            self.repo.set_notes((self.model, self.number), text, writer=self.store)
+        except ModelTrackError as exc:
+            report(exc, f"setting the notes of {self.ref}")
 
     def set_framework(self, name: str, **info: Any) -> None:
         """Record which framework trained the model, and free-form facts about the run
@@ -437,7 +557,20 @@ class Version:
         """End the version: publish everything and make it immutable.
 
         A second call is a no-op with a warning (the first outcome stands).
+
+        Args:
+            status: ``"finished"`` (default), ``"failed"`` or ``"crashed"``.
+            error: the reason or traceback of a failure.
+
+        Raises:
+            InvalidValueError: ``status`` is not one of those.
         """
+        if status not in (FINISHED, FAILED, CRASHED):
+            raise InvalidValueError(
+                f"finish(status={status!r}) of {self.ref}: status must be 'finished', 'failed' or 'crashed' "
+                f"(use fail(exc) for a failure)",
+                value=status,
+            )
         if self._closed:
             warnings.warn(
                 f"modeltrack: {self.ref} is already {self.status}; finish() again does nothing",
@@ -474,6 +607,8 @@ class Version:
 
     def _write_final(self, status: str, error: str | None) -> None:
         rec = consolidate(self._events)
+        if self._not_recorded:
+            rec["info"] = {**rec.get("info", {}), "not_recorded": self._not_recorded}
         metrics = {}
         for name, cols in self._series.items():
             goal = self._goals.get(name) or metric_goal(name)
@@ -550,6 +685,17 @@ class Version:
             self.fail(exc)
 
 
+def _as_store_error(exc: BaseException, path: object) -> BaseException:
+    """A raw ``OSError`` (the file being logged, a full spool) as a modeltrack error."""
+    if isinstance(exc, ModelTrackError) or not isinstance(exc, OSError):
+        return exc
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreNotWritableError(f"cannot store {path}: {exc.strerror or exc}; free space or fix permissions")
+    return StoreError(f"cannot store {path}: {exc.strerror or exc}")
+
+
 def safe_artifact_path(name: str | os.PathLike[str]) -> str:
     """Validate a path inside a version: relative, no ``..``, no drive or backslash."""
     text = os.fspath(name)
@@ -559,7 +705,7 @@ def safe_artifact_path(name: str | os.PathLike[str]) -> str:
         or text.startswith(("/", "\\"))
         or "\\" in text
         or ":" in text.split("/")[0]
-        or any(part in ("..", "") for part in text.split("/"))
+        or any(part in ("..", ".", "") for part in text.split("/"))
         or p.is_absolute()
     ):
         raise ArtifactPathError(

@@ -107,6 +107,31 @@ class Store(ABC):
     def check_writable(self) -> None:
         """Raise ``StoreNotWritableError`` if writes cannot succeed."""
 
+    # Optional capabilities (gc safety). Defaults are correct but weaker; backends that can
+    # do better override them.
+    def touch(self, key: str) -> bool:
+        """Mark ``key``'s value as just used (its :meth:`modified` time becomes now), so that
+        ``gc`` keeps it for its grace period. True if the key exists (and was touched).
+
+        A writer that re-uses an existing blob touches it before recording the reference:
+        if the touch fails, the blob is gone and the writer uploads it again.
+        """
+        return self.exists(key)
+
+    def modified(self, key: str) -> float | None:
+        """When ``key`` was last written or touched (epoch seconds); None when unknown."""
+        return None
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Delete ``key`` unless it was written or touched at or after ``cutoff`` (epoch
+        seconds). True if deleted. Backends that can make the check and the delete one step
+        (see the local store) override this; the default checks, then deletes."""
+        when = self.modified(key)
+        if when is None or when >= cutoff:
+            return False
+        self.delete(key)
+        return True
+
     def close(self) -> None:
         """Release resources (connections, threads)."""
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import KeyNotFound, StoreError, StoreNotWritableError
+from ..errors import CorruptRecordError, KeyNotFound, StoreError, StoreNotWritableError
 from .base import Store, check_key
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
@@ -76,9 +78,21 @@ class LocalStore(Store):
 
     def read(self, key: str) -> bytes:
         try:
-            with open(self._str(key), "rb") as f:
-                return f.read()
+            fd = os.open(self._str(key), _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CorruptRecordError(
+                    f"{self.root}/{key} is a symbolic link; a store holds only regular files, so it was not "
+                    f"followed: remove it and run `modeltrack verify`",
+                    key=key,
+                ) from None
+            raise self._oserror(exc, key) from exc
+        try:
+            with os.fdopen(fd, "rb") as f:
+                return f.read()
+        except IsADirectoryError:
             raise KeyNotFound(key) from None
 
     def write(self, key: str, data: bytes) -> None:
@@ -177,17 +191,100 @@ class LocalStore(Store):
             raise self._oserror(exc, key) from exc
 
     def get_file(self, key: str, dst: str | os.PathLike[str]) -> None:
-        src = self._path(key)
+        src = self._inside(key)
         if not src.is_file():
             raise KeyNotFound(key)
         dst = Path(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_name(dst)
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        try:
+            shutil.copyfile(src, tmp, follow_symlinks=False)
+            os.replace(tmp, dst)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
 
     def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+        return self._inside(key)
+
+    def _inside(self, key: str) -> Path:
+        """The path of ``key``, refusing links: a store holds no links, and one planted in it
+        (a blob replaced by a link to ``~/.aws/credentials``) must not be followed."""
+        path = self._path(key)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        except NotADirectoryError:
+            return path
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            raise CorruptRecordError(
+                f"{self.root}/{key} is {'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'not a regular file'}; "
+                f"a store holds only regular files, so it was not read: remove it and run `modeltrack verify`",
+                key=key,
+            )
+        real = os.path.realpath(path.parent)
+        if not (real + "/").startswith(self._real_root() + "/"):
+            raise CorruptRecordError(
+                f"{self.root}/{key} lies under a symbolic link to {real}, outside the store; it was not read: "
+                f"replace the link with a directory and run `modeltrack verify`",
+                key=key,
+            )
+        return path
+
+    def _real_root(self) -> str:
+        real = getattr(self, "_real", None)
+        if real is None:
+            real = self._real = os.path.realpath(self.root)
+        return real
+
+    def touch(self, key: str) -> bool:
+        try:
+            os.utime(self._str(key), follow_symlinks=False)
+            return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise self._oserror(exc, key) from exc
+
+    def modified(self, key: str) -> float | None:
+        try:
+            return os.lstat(self._str(key)).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        # Rename first, then look at the age of what was renamed: a writer that touched the
+        # blob before the rename left a fresh mtime on it (so it comes back), and one that
+        # touches it after finds it gone and uploads it again. No moment loses a blob in use.
+        path = self._path(key)
+        aside = path.with_name(f".{path.name}.gc-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise self._oserror(exc, key) from exc
+        try:
+            fresh = os.lstat(aside).st_mtime >= cutoff
+        except OSError:
+            fresh = True
+        if fresh:
+            try:
+                os.link(aside, path)  # fails if a writer re-uploaded it meanwhile: same bytes
+            except FileExistsError:
+                pass
+            _unlink_quietly(aside)
+            return False
+        _unlink_quietly(aside)
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+        return True
 
     def size(self, key: str) -> int:
         try:
@@ -198,7 +295,7 @@ class LocalStore(Store):
     def sha256(self, key: str) -> str:
         from .base import file_sha256
 
-        path = self._path(key)
+        path = self._inside(key)
         if not path.is_file():
             raise KeyNotFound(key)
         return file_sha256(path)[0]

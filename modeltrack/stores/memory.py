@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from ..errors import KeyNotFound
 from .base import Store, check_key
@@ -17,6 +18,7 @@ class MemoryStore(Store):
     def __init__(self, name: str = "") -> None:
         self.uri = f"memory://{name}"
         self._data: dict[str, bytes] = {}
+        self._mtime: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -37,17 +39,40 @@ class MemoryStore(Store):
     def write(self, key: str, data: bytes) -> None:
         with self._lock:
             self._data[check_key(key)] = bytes(data)
+            self._mtime[key] = time.time()
 
     def create(self, key: str, data: bytes) -> bool:
         with self._lock:
             if check_key(key) in self._data:
                 return False
             self._data[key] = bytes(data)
+            self._mtime[key] = time.time()
             return True
 
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+            self._mtime.pop(key, None)
+
+    def touch(self, key: str) -> bool:
+        with self._lock:
+            if key not in self._data:
+                return False
+            self._mtime[key] = time.time()
+            return True
+
+    def modified(self, key: str) -> float | None:
+        with self._lock:
+            return self._mtime.get(key)
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        with self._lock:
+            when = self._mtime.get(key)
+            if key not in self._data or when is None or when >= cutoff:
+                return False
+            del self._data[key]
+            self._mtime.pop(key, None)
+            return True
 
     def exists(self, key: str) -> bool:
         with self._lock:
