@@ -75,6 +75,26 @@ def trust_store() -> bool:
     return _flag("MODELTRACK_TRUST")
 
 
+#: CI variables naming who started a job, checked in order after ``MODELTRACK_ACTOR``
+_CI_ACTORS = ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_REQUESTEDFOR")
+
+
+def actor() -> str:
+    """``MODELTRACK_ACTOR``: who makes a change (recorded on versions, alias, tag and notes
+    events); default the CI's actor variable, else ``user@host``."""
+    for name in ("MODELTRACK_ACTOR", *_CI_ACTORS):
+        value = os.environ.get(name)
+        if value:
+            return value[:256]
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{os.uname().nodename}"
+
+
 def ui_token() -> str | None:
     """``MODELTRACK_UI_TOKEN``: the token ``modeltrack ui`` requires for writes (and to listen
     on a non-loopback address) when ``--token`` is not given."""
@@ -123,3 +143,35 @@ def s3_part_size() -> int:
 def s3_concurrency() -> int:
     """``MODELTRACK_S3_CONCURRENCY``: parts of one file uploaded at once (default 10, as boto3)."""
     return max(1, int(_float("MODELTRACK_S3_CONCURRENCY", 10.0)))
+
+
+def _timeout(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value <= 0:
+        raise ModelTrackError(f"{name}={value:g} would never wait for an answer; set it to a number of seconds > 0")
+    return value
+
+
+def s3_connect_timeout() -> float:
+    """``MODELTRACK_S3_CONNECT_TIMEOUT``: seconds to wait for a TCP connection to the S3
+    endpoint (default 5)."""
+    return _timeout("MODELTRACK_S3_CONNECT_TIMEOUT", 5.0)
+
+
+def s3_read_timeout() -> float:
+    """``MODELTRACK_S3_READ_TIMEOUT``: seconds to wait for the answer to a small S3 request
+    (read, write, list, version claim; default 10). With the retries, a request to an
+    endpoint that never answers fails after about (retries + 1) × this."""
+    return _timeout("MODELTRACK_S3_READ_TIMEOUT", 10.0)
+
+
+def s3_transfer_timeout() -> float:
+    """``MODELTRACK_S3_TRANSFER_TIMEOUT``: seconds to wait for the answer to one part of a
+    file upload or download (default 60)."""
+    return _timeout("MODELTRACK_S3_TRANSFER_TIMEOUT", 60.0)
+
+
+def s3_retries() -> int:
+    """``MODELTRACK_S3_RETRIES``: retries of a failed or unanswered S3 request after the first
+    attempt (default 2; 0: no retry)."""
+    return int(_float("MODELTRACK_S3_RETRIES", 2.0))
