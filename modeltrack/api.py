@@ -6,13 +6,28 @@ Each takes ``store=`` (a URI or :class:`~modeltrack.stores.Store`); the default 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .errors import InvalidValueError
+from .refs import Ref, check_alias_name, parse_ref
 from .repo import Repo
 from .stores import Store
 
 StoreArg = Store | str | None
+
+
+def _ref(ref: Any) -> str:
+    """``ref`` if it is a reference string (a parsed :class:`Ref` is spelled back out);
+    anything else raises :class:`~modeltrack.errors.InvalidNameError` ("a reference must
+    be a string like 'churn@v3', got int 42")."""
+    if isinstance(ref, str):
+        return ref
+    if isinstance(ref, Ref):
+        return str(ref)
+    parse_ref(ref)  # not a string: raises InvalidNameError naming the type
+    raise AssertionError("unreachable")
 
 
 def models(store: StoreArg = None) -> list[dict[str, Any]]:
@@ -27,22 +42,22 @@ def versions(model: str, store: StoreArg = None) -> list[dict[str, Any]]:
 
 def show(ref: str, store: StoreArg = None) -> dict[str, Any]:
     """The full record of a version (``show --json``)."""
-    return Repo(store).version(ref)
+    return Repo(store).version(_ref(ref))
 
 
 def diff(a: str, b: str, store: StoreArg = None) -> dict[str, Any]:
     """What changed from version ``a`` to ``b``: params, metrics, data, code, packages."""
-    return Repo(store).diff(a, b)
+    return Repo(store).diff(_ref(a), _ref(b))
 
 
 def resolve(ref: str, store: StoreArg = None) -> tuple[str, int]:
     """``(model, number)`` for a reference such as ``churn@production``."""
-    return Repo(store).resolve(ref)
+    return Repo(store).resolve(_ref(ref))
 
 
 def set_alias(ref: str, alias: str, store: StoreArg = None) -> dict[str, Any]:
     """Point ``alias`` at ``ref`` (recorded in the alias history)."""
-    return Repo(store).set_alias(ref, alias)
+    return Repo(store).set_alias(_ref(ref), alias)
 
 
 def remove_alias(model: str, alias: str, store: StoreArg = None) -> dict[str, Any]:
@@ -52,6 +67,8 @@ def remove_alias(model: str, alias: str, store: StoreArg = None) -> dict[str, An
 
 def alias_history(model: str, alias: str | None = None, store: StoreArg = None) -> list[dict[str, Any]]:
     """Every move of ``model``'s aliases (or of one alias), oldest first."""
+    if alias is not None:
+        check_alias_name(alias)
     return Repo(store).alias_history(model, alias)
 
 
@@ -69,7 +86,11 @@ def promote(
     Raises:
         PromotionRefusedError: the guard found ``ref`` worse on ``metric``.
     """
-    return Repo(store).set_alias(ref, alias, action="promote", reason=reason, guard_metric=metric, goal=mode)
+    if metric is not None and not isinstance(metric, str):
+        raise InvalidValueError(f"metric must be a metric name such as 'val_loss', got {metric!r}", value=metric)
+    if mode not in (None, "min", "max"):
+        raise InvalidValueError(f"mode must be 'min', 'max' or None (guessed from the name), got {mode!r}", value=mode)
+    return Repo(store).set_alias(_ref(ref), alias, action="promote", reason=reason, guard_metric=metric, goal=mode)
 
 
 def rollback(model: str, alias: str = "production", store: StoreArg = None) -> dict[str, Any]:
@@ -86,23 +107,28 @@ def tag(
     **kwargs: Any,
 ) -> dict[str, str | None]:
     """Set (and remove) tags on a version; returns the tags now."""
-    return Repo(store).set_tags(ref, {**(tags or {}), **kwargs}, remove)
+    return Repo(store).set_tags(_ref(ref), {**(tags or {}), **kwargs}, remove)
 
 
 def set_notes(ref: str, text: str | None, store: StoreArg = None) -> None:
     """Set (or with ``None`` clear) the release notes of a version."""
-    Repo(store).set_notes(ref, text)
+    if text is not None and not isinstance(text, str):
+        raise InvalidValueError(
+            f"notes must be a string (or None to clear them), got {type(text).__name__}; pass str(...) if you mean it",
+            value=text,
+        )
+    Repo(store).set_notes(_ref(ref), text)
 
 
 def changelog(ref: str, against: str | None = None, store: StoreArg = None) -> dict[str, Any] | None:
     """The automatic changelog of ``ref`` against ``against`` (default: the previous finished
     version), or ``None`` for a first version."""
     repo = Repo(store)
-    model, number = repo.resolve(ref)
+    model, number = repo.resolve(_ref(ref))
     if against is None:
         prev = repo.previous_finished(model, number)
         return None if prev is None else repo.diff((model, prev), (model, number))
-    return repo.diff(against, (model, number))
+    return repo.diff(_ref(against), (model, number))
 
 
 def gc(
@@ -115,7 +141,25 @@ def gc(
     store: StoreArg = None,
 ) -> dict[str, Any]:
     """Delete named versions and unreferenced blobs (see :meth:`Repo.gc`)."""
-    return Repo(store).gc(model, list(versions), force=force, dry_run=dry_run, grace_seconds=grace_seconds)
+    if isinstance(versions, (str, bytes)):
+        raise InvalidValueError(f"versions must be version numbers such as [1, 3], got {versions!r}", value=versions)
+    numbers = list(versions)
+    for n in numbers:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidValueError(
+                f"versions must be version numbers (int >= 1) such as [1, 3], got {type(n).__name__} {n!r}", value=n
+            )
+    if (
+        isinstance(grace_seconds, bool)
+        or not isinstance(grace_seconds, (int, float))
+        or math.isnan(grace_seconds)
+        or grace_seconds < 0
+    ):
+        raise InvalidValueError(
+            f"grace_seconds must be a number of seconds >= 0, got {grace_seconds!r}; 0 deletes every unreferenced blob",
+            value=grace_seconds,
+        )
+    return Repo(store).gc(model, numbers, force=force, dry_run=dry_run, grace_seconds=grace_seconds)
 
 
 def verify(store: StoreArg = None) -> dict[str, Any]:
@@ -130,4 +174,4 @@ def artifact_path(
     ``kind``); remote stores download it into ``dest`` or a cache directory."""
     from .loading import artifact_file
 
-    return str(artifact_file(Repo(store), ref, path=path, kind=kind, dest=dest))
+    return str(artifact_file(Repo(store), _ref(ref), path=path, kind=kind, dest=dest))

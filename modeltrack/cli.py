@@ -9,12 +9,13 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ModelTrackError
-from .refs import parse_ref
+from .refs import check_alias_name, parse_ref
 
 #: modules that add more sub-commands: each has ``add_commands(subparsers, common)``
 EXTENSIONS = ("modeltrack.runner", "modeltrack.sync", "modeltrack.ui.cli")
@@ -208,6 +209,8 @@ def cmd_alias(args: argparse.Namespace) -> None:
         ev = repo.remove_alias(args.model, args.alias)
         print(f"removed {args.model}@{args.alias} (was v{ev['from']})")
     else:
+        if args.alias is not None:
+            check_alias_name(args.alias)
         hist = repo.alias_history(args.model, args.alias)
         if args.json:
             return _print_json(hist)
@@ -255,13 +258,34 @@ def cmd_tag(args: argparse.Namespace) -> None:
     print(", ".join(k if v is None else f"{k}={v}" for k, v in now.items()) or "(no tags)")
 
 
+def read_text_file(path: str, option: str = "--file") -> str:
+    """The UTF-8 text of ``path``, or a :class:`ModelTrackError` naming the problem and the fix."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ModelTrackError(f"{option} {path!r}: no such file; give the path of an existing text file") from None
+    except IsADirectoryError:
+        raise ModelTrackError(f"{option} {path!r} is a directory; give the path of a text file") from None
+    except UnicodeDecodeError as exc:
+        raise ModelTrackError(
+            f"{option} {path!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            f"save it as UTF-8 or give the text on the command line"
+        ) from None
+    except OSError as exc:
+        raise ModelTrackError(f"{option} {path!r}: cannot read it ({exc.strerror or exc}); check the path") from None
+
+
 def cmd_notes(args: argparse.Namespace) -> None:
+    given = [what for what, v in (("TEXT", args.text), ("--file", args.file), ("--clear", args.clear or None)) if v]
+    if len(given) > 1:
+        raise ModelTrackError(f"notes takes one of TEXT, --file or --clear, got {' and '.join(given)}; pick one")
     repo = _repo(args)
-    if args.text is None and args.file is None and not args.clear:
+    if not given:
         model, n = repo.resolve(args.ref)
         print(repo.notes(model, n) or "")
         return
-    text = None if args.clear else (open(args.file, encoding="utf-8").read() if args.file else args.text)
+    text = None if args.clear else (read_text_file(args.file) if args.file is not None else args.text)
     repo.set_notes(args.ref, text)
     print("notes cleared" if text is None else "notes saved")
 
@@ -286,8 +310,24 @@ def cmd_artifacts(args: argparse.Namespace) -> None:
 def cmd_get(args: argparse.Namespace) -> None:
     from .loading import artifact_file
 
-    path = artifact_file(_repo(args), args.ref, path=args.path, kind=args.kind, dest=args.output)
+    if args.output is not None and os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ModelTrackError(f"-o {args.output!r} is a file; give a directory to copy the artifact into")
+    try:
+        path = artifact_file(_repo(args), args.ref, path=args.path, kind=args.kind, dest=args.output)
+    except OSError as exc:
+        if args.output is None or not _is_under(exc.filename, args.output):
+            raise
+        raise ModelTrackError(
+            f"cannot copy into -o {args.output!r} ({exc.strerror or exc}); give a directory you can write to"
+        ) from None
     print(path)
+
+
+def _is_under(filename: object, folder: str) -> bool:
+    if not isinstance(filename, (str, os.PathLike)):
+        return False
+    file, top = os.path.abspath(filename), os.path.abspath(folder)
+    return file == top or file.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -304,6 +344,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> None:
+    if math.isnan(args.grace) or args.grace < 0:
+        raise ModelTrackError(
+            f"--grace must be a number of seconds >= 0, got {args.grace:g}; "
+            f"0 deletes every unreferenced blob, the default 3600 keeps those of the last hour"
+        )
     model = None
     nums: list[int] = []
     for ref in args.refs:
@@ -407,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    """An error message on one line (a multi-line message is joined with " | ")."""
+    return " | ".join(line for line in text.splitlines() if line.strip()) if "\n" in text else text
+
+
 def _version() -> str:
     from . import __version__
 
@@ -425,10 +475,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except ModelTrackError as exc:
-        sys.stderr.write(f"modeltrack: error: {exc}\n")
+        sys.stderr.write(f"modeltrack: error: {_one_line(str(exc))}\n")
         return 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a local file the command was given cannot be read or written
+        where = f" {exc.filename!r}" if exc.filename else ""
+        sys.stderr.write(
+            f"modeltrack: error: cannot access{where}: {exc.strerror or exc}; check the path and its permissions\n"
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
     return int(rc or 0)

@@ -7,13 +7,22 @@ import re
 from .errors import InvalidNameError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_NUMBER = re.compile(r"[vV]?([0-9]+)")
+_NUMBER = re.compile(r"[vV]?([0-9]+)")  # ASCII digits only (str.isdigit would take "²")
+#: the longest version number a reference may spell (int() refuses over 4,300 digits; no
+#: store holds 10**18 versions)
+MAX_VERSION_DIGITS = 18
 RESERVED_ALIASES = frozenset({"latest"})
 
 
 def check_model_name(name: object) -> str:
     """Return ``name`` if it is a valid model name, else raise ``InvalidNameError``."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str):
+        raise InvalidNameError(
+            f"a model name must be a string of 1-128 characters from A-Z a-z 0-9 . _ - "
+            f"(e.g. 'churn-model'), got {_describe(name)}",
+            name=name,
+        )
+    if not _NAME.fullmatch(name):
         shown = repr(name) if not isinstance(name, str) or len(name) <= 60 else repr(name[:60]) + "…"
         length = f" ({len(name)} characters)" if isinstance(name, str) and len(name) > 128 else ""
         raise InvalidNameError(
@@ -26,9 +35,16 @@ def check_model_name(name: object) -> str:
 
 def check_alias_name(name: object) -> str:
     """Return ``name`` if it can be an alias (not ``latest``, not a version number)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str):
         raise InvalidNameError(
-            f"invalid alias {name!r}: use 1-128 characters from A-Z a-z 0-9 . _ -, "
+            f"an alias must be a string of 1-128 characters from A-Z a-z 0-9 . _ - (e.g. 'production'), "
+            f"got {_describe(name)}",
+            name=name,
+        )
+    if not _NAME.fullmatch(name):
+        shown = repr(name) if len(name) <= 60 else repr(name[:60]) + "…"
+        raise InvalidNameError(
+            f"invalid alias {shown}: use 1-128 characters from A-Z a-z 0-9 . _ -, "
             f"starting with a letter or digit (e.g. 'production')",
             name=name,
         )
@@ -39,6 +55,16 @@ def check_alias_name(name: object) -> str:
             name=name,
         )
     return name
+
+
+def _describe(obj: object) -> str:
+    """``int 42``: the type and a short repr of a value that should have been a string."""
+    return f"{type(obj).__name__} {_shorten(obj)}"
+
+
+def _shorten(obj: object, limit: int = 60) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class Ref:
@@ -81,7 +107,7 @@ def parse_ref(text: object) -> Ref:
         Ref(model='churn', version=3, alias=None)
     """
     if not isinstance(text, str):
-        raise InvalidNameError(f"a reference must be a string like 'churn@v3', got {text!r}", name=text)
+        raise InvalidNameError(f"a reference must be a string like 'churn@v3', got {_describe(text)}", name=text)
     model, sep, sel = text.partition("@")
     check_model_name(model)
     if not sep:
@@ -95,13 +121,19 @@ def parse_ref(text: object) -> Ref:
         return Ref(model)
     m = _NUMBER.fullmatch(sel)
     if m:
+        if len(m.group(1)) > MAX_VERSION_DIGITS:
+            raise InvalidNameError(
+                f"reference {_shorten(text)}: version number of {len(m.group(1))} digits is too long "
+                f"(at most {MAX_VERSION_DIGITS}); write the version as shown by `modeltrack versions {model}`",
+                name=text,
+            )
         number = int(m.group(1))
         if number < 1:
             raise InvalidNameError(f"reference {text!r}: version numbers start at 1", name=text)
         return Ref(model, version=number)
     if not _NAME.fullmatch(sel):
         raise InvalidNameError(
-            f"reference {text!r}: {sel!r} is neither a version (v3) nor a valid alias name",
+            f"reference {_shorten(text)}: {_shorten(sel)} is neither a version (v3) nor a valid alias name",
             name=text,
         )
     return Ref(model, alias=sel)

@@ -166,3 +166,62 @@ def test_corrupted_version_file(store_uri: str, damage: str, monkeypatch: pytest
 def test_unknown_store_scheme() -> None:
     with pytest.raises(StoreError, match="unknown store scheme 'ftp'"):
         mt.start("m", store="ftp://host/x")
+
+
+@pytest.mark.parametrize("ref", [42, None, b"m", ["m"], 1.5])
+def test_non_string_references_to_the_api(store_uri: str, ref: object) -> None:
+    with mt.start("m", store=store_uri):
+        pass
+    calls = [
+        lambda: mt.show(ref, store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.resolve(ref, store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.diff("m", ref, store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.diff(ref, "m", store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.set_alias(ref, "production", store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.promote(ref, store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.tag(ref, {"a": "b"}, store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.set_notes(ref, "x", store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.changelog(ref, store=store_uri),  # type: ignore[arg-type]
+        lambda: mt.artifact_path(ref, store=store_uri),  # type: ignore[arg-type]
+    ]
+    if ref is not None:  # changelog(ref, None) means "against the previous version"
+        calls.append(lambda: mt.changelog("m", ref, store=store_uri))  # type: ignore[arg-type]
+    for call in calls:
+        with pytest.raises(
+            InvalidNameError, match=rf"reference must be a string like 'churn@v3', got {type(ref).__name__}"
+        ):
+            call()
+    with pytest.raises(InvalidNameError, match=r"model name must be a string .* got int 42"):
+        mt.versions(42, store=store_uri)  # type: ignore[arg-type]
+
+
+def test_bad_api_arguments(store_uri: str) -> None:
+    with mt.start("m", store=store_uri):
+        pass
+    from modeltrack.errors import InvalidValueError
+
+    with pytest.raises(InvalidNameError, match="alias must be a string"):
+        mt.alias_history("m", 5, store=store_uri)  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError, match="notes must be a string"):
+        mt.set_notes("m", 5, store=store_uri)  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError, match="metric must be a metric name"):
+        mt.promote("m@v1", metric=5, store=store_uri)  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError, match="mode must be"):
+        mt.promote("m@v1", metric="loss", mode="lowest", store=store_uri)
+    for versions in (["1"], [True], [0], "1"):
+        with pytest.raises(InvalidValueError, match="versions must be version numbers"):
+            mt.gc("m", versions, dry_run=True, store=store_uri)  # type: ignore[arg-type]
+    for grace in (-5, float("nan"), "1h"):
+        with pytest.raises(InvalidValueError, match="grace"):
+            mt.gc("m", [1], dry_run=True, grace_seconds=grace, store=store_uri)  # type: ignore[arg-type]
+    assert [v["version"] for v in mt.versions("m", store=store_uri)] == [1]
+
+
+@pytest.mark.parametrize("ref", ["m@v" + "9" * 5000, "m@" + "9" * 19, "m@v²", "m@v٣", "m@²"])
+def test_overlong_and_non_ascii_version_numbers(ref: str) -> None:
+    from modeltrack.refs import parse_ref
+
+    with pytest.raises(InvalidNameError) as info:
+        parse_ref(ref)
+    assert len(str(info.value)) < 300
+    assert parse_ref("m@v" + "9" * 18).version == 10**18 - 1

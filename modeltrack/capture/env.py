@@ -1,64 +1,111 @@
 """Environment capture: Python, OS, hardware, packages, command line, git state.
 
 Fast (no subprocess but git, no ``pip freeze``) and never raises: whatever cannot be read
-is recorded as ``None``. Credentials never leave the process: environment variables whose
-names look like secrets are skipped, and so are command-line values given to options
-that look like secrets.
+is recorded as ``None``. Credentials never leave the process: only the environment
+variables of :data:`ENV_ALLOWLIST` are read, and the command line goes through
+:func:`modeltrack.secrets.mask_argv` (secret-looking option values and URL credentials
+masked).
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import re
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from .. import config
+from ..secrets import is_secret_name, mask_argv, scrub_text
 
-SECRET_NAME = re.compile(
-    r"(KEY|TOKEN|SECRET|PASSW|PWD|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE|CERT)",
-    re.IGNORECASE,
-)
-ENV_PREFIXES = (
-    "CUDA_",
-    "CUBLAS_",
-    "NCCL_",
-    "OMP_",
-    "MKL_",
+#: The environment variables recorded with a run: those that change its numbers or its
+#: speed (seeds, thread counts, devices, determinism and collective-communication settings,
+#: backend selection, distributed layout) and the modeltrack ones that change what is
+#: tracked. Nothing else is read, so a credential in the environment cannot be written;
+#: values are still passed through :func:`modeltrack.secrets.scrub_text`, and a name that
+#: looks secret (:func:`modeltrack.secrets.is_secret_name`) is skipped even if listed here.
+ENV_ALLOWLIST: tuple[str, ...] = (
+    # seeds
     "PYTHONHASHSEED",
-    "KERAS_",
-    "TF_",
-    "PL_",
-    "LIGHTNING_",
-    "TORCH_",
-    "PYTORCH_",
-    "SLURM_JOB",
-    "SLURM_NTASKS",
+    "PL_GLOBAL_SEED",
+    "PL_SEED_WORKERS",
+    # thread counts and CPU placement
+    "OMP_NUM_THREADS",
+    "OMP_PROC_BIND",
+    "OMP_PLACES",
+    "MKL_NUM_THREADS",
+    "MKL_THREADING_LAYER",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS",
+    "TORCH_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "TOKENIZERS_PARALLELISM",
+    "KMP_AFFINITY",
+    # devices, determinism, memory
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "CUDA_LAUNCH_BLOCKING",
+    "CUDA_MODULE_LOADING",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "NVIDIA_TF32_OVERRIDE",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "PYTORCH_CUDA_ALLOC_CONF",
+    "TORCH_USE_CUDA_DSA",
+    "TORCH_CUDNN_V8_API_ENABLED",
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "TF_GPU_ALLOCATOR",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "XLA_FLAGS",
+    "TF_XLA_FLAGS",
+    "XLA_PYTHON_CLIENT_PREALLOCATE",
+    "XLA_PYTHON_CLIENT_MEM_FRACTION",
+    # collective communication
+    "NCCL_DEBUG",
+    "NCCL_P2P_DISABLE",
+    "NCCL_IB_DISABLE",
+    "NCCL_SHM_DISABLE",
+    "NCCL_SOCKET_IFNAME",
+    "NCCL_ALGO",
+    "NCCL_PROTO",
+    "NCCL_NET_GDR_LEVEL",
+    "NCCL_BLOCKING_WAIT",
+    "NCCL_ASYNC_ERROR_HANDLING",
+    "TORCH_NCCL_BLOCKING_WAIT",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+    "TORCH_DISTRIBUTED_DEBUG",
+    # backend selection
+    "KERAS_BACKEND",
+    "PYTORCH_ENABLE_MPS_FALLBACK",
+    "PYTORCH_MPS_HIGH_WATERMARK_RATIO",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "JAX_PLATFORMS",
+    "JAX_ENABLE_X64",
+    "JAX_DEFAULT_MATMUL_PRECISION",
+    "TORCHDYNAMO_DISABLE",
+    "TORCH_COMPILE_DISABLE",
+    # distributed layout
     "WORLD_SIZE",
     "RANK",
     "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
     "NODE_RANK",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "MODELTRACK_",
-    "HOSTNAME",
-    "VIRTUAL_ENV",
-    "CONDA_DEFAULT_ENV",
-    "CI",
-    "GITHUB_SHA",
-    "GITHUB_REF",
-    "GITHUB_RUN_ID",
+    "SLURM_NTASKS",
+    "SLURM_NNODES",
+    # modeltrack settings that change what is recorded
+    "MODELTRACK_MODEL",
+    "MODELTRACK_AUTOLOG",
+    "MODELTRACK_STRICT",
 )
 
 _packages_cache: dict[str, str] | None = None
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable or option name looks like it holds a credential."""
-    return bool(SECRET_NAME.search(name)) or name.upper().startswith("AWS_")
 
 
 def _scan_packages() -> dict[str, str]:
@@ -129,24 +176,9 @@ def packages() -> dict[str, str]:
 
 
 def command() -> list[str]:
-    """The command line, with values of secret-looking options replaced by ``***``."""
-    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        if arg.startswith("-") and is_secret_name(arg.lstrip("-").split("=", 1)[0]):
-            if "=" in arg:
-                out.append(arg.split("=", 1)[0] + "=***")
-            else:
-                out.append(arg)
-                hide_next = True
-            continue
-        out.append(arg)
-    return out
+    """The command line, passed through :func:`modeltrack.secrets.mask_argv` (values of
+    secret-looking options and URL credentials replaced by ``***``)."""
+    return mask_argv(list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]))
 
 
 def _git(args: list[str], cwd: str) -> str | None:
@@ -222,15 +254,15 @@ def gpus() -> list[dict[str, Any]] | None:
         return None
 
 
-def selected_env() -> dict[str, str]:
-    """Environment variables that explain a run (threads, devices, ranks), secrets excluded."""
+def selected_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables of :data:`ENV_ALLOWLIST` that are set, values scrubbed of URL
+    credentials and secret ``name=value`` pairs."""
+    environ = os.environ if environ is None else environ
     out = {}
-    for name, value in os.environ.items():
-        if not name.startswith(ENV_PREFIXES) or is_secret_name(name):
-            continue
-        if "://" in value and "@" in value:  # URLs with user:password@
-            value = re.sub(r"//[^/@]*@", "//***@", value)
-        out[name] = value
+    for name in ENV_ALLOWLIST:
+        value = environ.get(name)
+        if value is not None and not is_secret_name(name):
+            out[name] = scrub_text(value)
     return dict(sorted(out.items()))
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
 from .. import config
+from ..errors import ModelTrackError
 
 #: default port of ``modeltrack ui``
 DEFAULT_PORT = 8765
@@ -53,6 +55,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from ..repo import Repo
     from .server import make_server
 
+    if not 0 <= args.port <= 65535:
+        raise ModelTrackError(
+            f"--port must be 0-65535, got {args.port}; use e.g. --port {DEFAULT_PORT} (0 picks a free one)"
+        )
+    if not math.isfinite(args.poll) or args.poll <= 0:
+        raise ModelTrackError(f"--poll must be a number of seconds > 0, got {args.poll:g}; use e.g. --poll 2")
     token = args.token or config.ui_token()
     try:
         server = make_server(

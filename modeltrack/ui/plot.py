@@ -47,7 +47,8 @@ def plot_curves(
         the PNG path and warnings (a version without one of the metrics).
 
     Raises:
-        ModelTrackError: no version has any of the metrics, or an unknown ``x``.
+        ModelTrackError: no version has any of the metrics, an unknown ``x``, or ``output``
+            cannot be written.
         ImportError: matplotlib is not installed.
 
     Example:
@@ -61,6 +62,9 @@ def plot_curves(
     except ImportError as exc:
         raise ImportError("modeltrack plot needs matplotlib: pip install 'modeltrack[ui]'") from exc
 
+    out = Path(output)
+    if out.is_dir():
+        raise ModelTrackError(f"{str(out)!r} is a directory; give -o a file name such as {str(out / 'curves.png')!r}")
     resolved = [repo.resolve(r) for r in refs]
     data = [version_series(repo, m, n, max_points=20_000, names=metrics) for m, n in resolved]
     warnings: list[str] = []
@@ -96,9 +100,14 @@ def plot_curves(
         )
     if title:
         fig.suptitle(title)
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format="png")
+    except OSError as exc:
+        raise ModelTrackError(
+            f"cannot write the chart to {str(out)!r} ({exc.strerror or exc}); "
+            f"give -o a file in a folder you can write to, e.g. -o curves.png"
+        ) from None
     return out, warnings
 
 
