@@ -18,6 +18,7 @@ why, and how to fix it, in one line, so that the CLI can print it as is::
     ├── UntrustedArtifactError   loading pickle/joblib without opt-in
     └── StoreError               the store cannot be used
         ├── StoreFormatError     written by a newer modeltrack
+        ├── StoreNotFoundError   no store exists at that location (reads never create one)
         ├── StoreNotWritableError
         ├── CorruptRecordError   a record in the store is damaged
         └── StoreUnavailableError  a remote store cannot be reached
@@ -110,6 +111,10 @@ class StoreError(ModelTrackError):
 
 class StoreFormatError(StoreError):
     """The store was written by a newer modeltrack (or is not a store)."""
+
+
+class StoreNotFoundError(StoreError):
+    """No modeltrack store exists where a read looked (reads never create one)."""
 
 
 class StoreNotWritableError(StoreError):

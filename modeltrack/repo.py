@@ -44,9 +44,11 @@ from .errors import (
     PromotionRefusedError,
     StoreError,
     StoreFormatError,
+    StoreNotFoundError,
     VersionNotFoundError,
 )
 from .refs import Ref, check_alias_name, check_model_name, parse_ref
+from .secrets import scrub_text
 from .stores import FORMAT_KEY, FORMAT_VERSION, Store, open_store
 
 FINISHED, FAILED, RUNNING, CRASHED = "finished", "failed", "running", "crashed"
@@ -117,8 +119,13 @@ class Repo:
                     uri=self.store.uri,
                 )
             if not create:
+                if not other and not self.store.list("models"):
+                    raise StoreNotFoundError(
+                        f"no modeltrack store at {self.store.uri}: nothing has been recorded there; check "
+                        f"MODELTRACK_STORE / --store, or train a model to create it",
+                        uri=self.store.uri,
+                    )
                 return
-            import uuid
 
             self.store.check_writable()
             if not self.store.create_json(
@@ -181,7 +188,7 @@ class Repo:
         Raises:
             ModelNotFoundError, VersionNotFoundError, AliasNotFoundError
         """
-        r = parse_ref(ref) if isinstance(ref, str) else ref
+        r = ref if isinstance(ref, Ref) else parse_ref(ref)
         nums = self._require_model(r.model)
         if r.version is not None:
             if r.version not in nums:
@@ -485,6 +492,7 @@ class Repo:
         """
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
         changes = {check_tag(k): check_tag_value(k, v) for k, v in tags.items()}
+        changes = {k: None if v is None else scrub_text(v) for k, v in changes.items()}
         gone = sorted({check_tag(k) for k in remove} - set(changes))
         if not changes and not gone:
             return self.tags(model, number)

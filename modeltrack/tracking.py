@@ -50,6 +50,7 @@ from .repo import (
     semver_bump,
     vkey,
 )
+from .secrets import scrub_value
 from .stores import Store
 from .stores.base import file_sha256
 
@@ -131,7 +132,7 @@ class Version:
             ParamConflictError: a key was already logged with a different value.
         """
         self._check_open("log_params")
-        flat = flatten({**(params or {}), **kwargs})
+        flat = scrub_value(flatten({**(params or {}), **kwargs}))  # URL credentials never reach the store
         for key, value in flat.items():
             if key in self._params and self._params[key] != value:
                 raise ParamConflictError(
