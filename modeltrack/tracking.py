@@ -58,8 +58,6 @@ _ACTIVE: set[Version] = set()  # kept alive until finished, so exit can finish t
 _ACTIVE_LOCK = threading.Lock()
 _FLOATS = frozenset({float})
 _STRS = frozenset({str})
-#: longest metric name, in characters
-MAX_METRIC_NAME = 250
 _hooks_installed = False
 _last_uncaught: BaseException | None = None
 
@@ -202,11 +200,11 @@ class Version:
             return {}
         out = {}
         for name, value in metrics.items():
-            if not isinstance(name, str) or not name or len(name) > MAX_METRIC_NAME:
+            if not isinstance(name, str):
                 self._invalid(
                     f"name:{name!r}"[:80],
-                    f"metric name {name!r} ({type(name).__name__}) of {self.ref} is not a non-empty string of at most "
-                    f"{MAX_METRIC_NAME} characters; name metrics with strings — the value was skipped",
+                    f"metric name {name!r} ({type(name).__name__}) of {self.ref} is not a string; name metrics "
+                    f"with strings — the value was skipped",
                     name,
                 )
                 continue
