@@ -379,7 +379,14 @@ def test_cli_ui_serves_and_prints_address(filled_store: str, how: str) -> None:
         port = urlsplit(url).port
         assert urlsplit(url).hostname == ("0.0.0.0" if how == "flag" else "127.0.0.1")
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/api/info")
+        read_headers = {}
+        if how == "flag":
+            # off loopback, reads need the token too
+            conn.request("GET", "/api/info")
+            r = conn.getresponse()
+            assert r.status == 401 and "token" in json.loads(r.read())["error"]
+            read_headers = {"Authorization": "Bearer tok"}
+        conn.request("GET", "/api/info", headers=read_headers)
         info = json.loads(conn.getresponse().read())
         assert info["token_required"] is True
         conn.request(

@@ -25,7 +25,21 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, jsonp: argparse.Argu
     p.add_argument(
         "--token",
         default=None,
-        help="secret required for changes and for non-loopback hosts (default: $MODELTRACK_UI_TOKEN)",
+        help=(
+            "secret required for changes; on a non-loopback --host, required for every API request "
+            "(reads and downloads too; a browser opens /?token=SECRET once) (default: $MODELTRACK_UI_TOKEN)"
+        ),
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help=(
+            "also answer requests whose Host header is HOST (repeatable), e.g. the DNS name other machines "
+            "use to reach this one; off loopback the server otherwise answers only its own address and "
+            "loopback names and refuses other Host headers with 403 (DNS rebinding)"
+        ),
     )
     p.add_argument("--poll", type=float, default=2.0, help="seconds between refreshes of running versions (default 2)")
     p.add_argument("--open", action="store_true", help="open the address in the default browser")
@@ -64,7 +78,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     token = args.token or config.ui_token()
     try:
         server = make_server(
-            Repo(args.store), args.host, args.port, token=token, poll_interval=args.poll, verbose=args.verbose
+            Repo(args.store),
+            args.host,
+            args.port,
+            token=token,
+            poll_interval=args.poll,
+            verbose=args.verbose,
+            allow_hosts=args.allow_host,
         )
     except OSError as exc:
         sys.stderr.write(
@@ -74,7 +94,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 1
     url = server.url
     print(f"modeltrack ui: serving {server.app.repo.store.uri} at {url}", flush=True)
-    if token:
+    if token and not server.loopback:
+        print(f"modeltrack ui: every request needs the token; in a browser open {url}?token=TOKEN once", flush=True)
+    elif token:
         print("modeltrack ui: changes need the token (the page asks for it once)", flush=True)
     print("press Ctrl-C to stop", flush=True)
     if args.open:

@@ -18,28 +18,61 @@ Routes (all JSON unless noted; ``MODEL`` is a model name, ``N`` a version number
     POST /api/versions/MODEL/N/tags                {"set": {key: value|null}, "remove": [key]}
     POST /api/versions/MODEL/N/notes               {"text": str|null}
 
-Safety: writes need ``Authorization: Bearer TOKEN`` when a token is set, a JSON body (so a
-cross-site form cannot forge one) and a same-origin ``Origin``; on a loopback address the
-``Host`` header must name loopback too (DNS rebinding). Downloads serve only blobs that the
-version's artifact records reference, so no request path can reach another file.
+Safety:
+
+* Tokens. With a token set, writes need ``Authorization: Bearer TOKEN``. Off loopback (e.g.
+  ``--host 0.0.0.0``) *every* ``/api/…`` request needs it too, reads and artifact downloads
+  included; a browser gets it by opening ``/?token=TOKEN`` once, which sets an HttpOnly,
+  SameSite=Strict cookie (a keyed hash of the token, not the token) that grants reads, and
+  hands the token to the page (``#token=``) for writes. The app's own files (``/``,
+  ``/static/*``) stay public; they hold no data. On loopback, reads are open. Tokens are
+  compared with :func:`hmac.compare_digest`.
+* Writes also need a JSON body (so a cross-site form cannot forge one) and a same-origin
+  ``Origin``.
+* Host header (DNS rebinding): on loopback it must name loopback; off loopback it must be a
+  loopback name, the address the client connected to, or one of the ``allow_hosts``
+  (``--allow-host``); anything else gets 403.
+* Resources: each request must arrive whole within ``timeout`` seconds (REQUEST_TIMEOUT; a
+  reaper closes sockets that trickle) and every socket operation has that timeout; at most
+  ``max_threads`` (MAX_THREADS) connections are handled at once, further ones wait briefly and
+  then get 503. Bodies over MAX_BODY get 413; a body shorter than its Content-Length gets
+  400/408 and the connection is closed.
+* Input: numbers in paths and bodies must be ASCII digits (at most 18); malformed, too deeply
+  nested or wrongly shaped JSON gets 400 with a message naming the problem; any unexpected
+  error gets a one-line JSON 500 (the traceback goes to the server's stderr only).
+* Downloads serve only blobs that the version's artifact records reference, so no request path
+  can reach another file; a blob that is a symlink, resolves outside the store, is not a
+  regular file, or whose size or SHA-256 differs from the record is refused (500, naming the
+  blob; run ``modeltrack verify``). Content is hashed before it is sent (verified files are
+  remembered by inode, size and times) and again while it is sent; if it changes in between,
+  the response is cut short rather than completed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
 import math
+import os
 import re
+import shutil
 import socket
+import stat
 import sys
+import tempfile
+import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .. import __version__
 from .._util import parse_iso
@@ -66,7 +99,20 @@ MAX_DIFF_CHARS = 256 * 1024
 MAX_COMPARE = 10
 #: largest request body accepted (tags and notes are small)
 MAX_BODY = 1024 * 1024
+#: seconds one request (line, headers, body) may take to arrive, and any one socket operation
+REQUEST_TIMEOUT = 30.0
+#: most connections handled at once (one thread each)
+MAX_THREADS = 32
+#: seconds a new connection waits for a free handler thread before it gets 503
+BUSY_WAIT = 1.0
+#: bytes read and sent at a time when serving an artifact
+CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: a whole number: ASCII digits only (``str.isdigit`` also accepts "²" and other scripts)
+_NUMBER = re.compile(r"[vV]?([0-9]{1,18})")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+_TOKEN_IN_URL = re.compile(r"(token=)[^&#\s]*", re.IGNORECASE)
+_COOKIE_SALT = b"modeltrack-ui read cookie v1"
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -170,6 +216,9 @@ class UIApp:
         self.token = token or None
         self.poll_interval = poll_interval
         self._static = _load_static()
+        # blob key -> (dev, inode, size, mtime_ns, ctime_ns) of a local file whose SHA-256 matched
+        self._verified: dict[str, tuple[int, int, int, int, int]] = {}
+        self._verified_lock = threading.Lock()
 
     # ------------------------------------------------------------------ reads
     def info(self) -> dict[str, Any]:
@@ -234,8 +283,15 @@ class UIApp:
         diffs = [diff_records(base, r) for r in records[1:]]
         return {"versions": records, "diffs": diffs}
 
-    def artifact(self, model: str, number: int, path: str) -> tuple[dict[str, Any], bytes | str]:
-        """The artifact record and its content (bytes) or local file path (str)."""
+    @contextmanager
+    def open_artifact(self, model: str, number: int, path: str) -> Iterator[tuple[dict[str, Any], IO[bytes], int]]:
+        """The artifact record, its content as an open file (checked against the record's
+        size and SHA-256), and its size.
+
+        Raises:
+            HTTPError: 404 for an unknown artifact or missing content; 500 for a blob that is
+                a symlink, leaves the store, is not a regular file or does not match its record.
+        """
         rec = self.repo.version((model, number), series=False, environment=False)
         art = next((a for a in rec.get("artifacts", []) if a.get("path") == path), None)
         if art is None:
@@ -244,23 +300,117 @@ class UIApp:
         if not _SHA256.fullmatch(sha):
             raise HTTPError(500, f"the record of {path!r} holds an invalid checksum")
         key = blob_key(sha)
-        local = self.repo.store.local_path(key)
-        if local is not None:
-            if not local.is_file():
-                raise HTTPError(404, f"the content of {path!r} is missing from the store; run `modeltrack verify`")
-            return art, str(local)
+        missing = f"the content of {path!r} (blob {key}) is missing from the store; run `modeltrack verify`"
         try:
-            return art, self.repo.store.read(key)
-        except KeyNotFound:
+            local = self.repo.store.local_path(key)
+        except CorruptRecordError as exc:
+            # the store refused the path itself (a symlink, or one out of the store)
+            sys.stderr.write(f"modeltrack ui: {exc}\n")
             raise HTTPError(
-                404, f"the content of {path!r} is missing from the store; run `modeltrack verify`"
+                500,
+                f"refusing to serve blob {key}: it is a symbolic link, not a regular file, or it leaves the "
+                f"store; run `modeltrack verify`",
             ) from None
+        tmpdir: str | None = None
+        if local is not None:
+            f = self._open_local(key, Path(local), missing)
+        else:
+            # No local file (S3): download to a private temporary file, verify, then send.
+            tmpdir = tempfile.mkdtemp(prefix="modeltrack-ui-")
+            dst = os.path.join(tmpdir, "blob")
+            try:
+                self.repo.store.get_file(key, dst)
+                f = open(dst, "rb")  # closed below
+            except KeyNotFound:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+                raise HTTPError(404, missing) from None
+            except BaseException:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+                raise
+        try:
+            st = os.fstat(f.fileno())
+            size = st.st_size
+            recorded = art.get("size")
+            if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded != size:
+                raise HTTPError(
+                    500,
+                    f"blob {key} holds {size} bytes but {path!r} was recorded with {recorded}; "
+                    f"the store is damaged, run `modeltrack verify`",
+                )
+            ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            with self._verified_lock:
+                known = tmpdir is None and self._verified.get(key) == ident
+            if not known:
+                h = hashlib.sha256()
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                if h.hexdigest() != sha:
+                    self.forget_verified(key)
+                    raise HTTPError(
+                        500,
+                        f"blob {key} does not match its SHA-256 (it was changed or damaged); refusing to "
+                        f"serve {path!r}, run `modeltrack verify`",
+                    )
+                if tmpdir is None:
+                    with self._verified_lock:
+                        if len(self._verified) > 100_000:
+                            self._verified.clear()
+                        self._verified[key] = ident
+                f.seek(0)
+            yield art, f, size
+        finally:
+            f.close()
+            if tmpdir is not None:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def forget_verified(self, key: str) -> None:
+        """Drop ``key`` from the verified-blob cache (its file changed)."""
+        with self._verified_lock:
+            self._verified.pop(key, None)
+
+    def _open_local(self, key: str, local: Path, missing: str) -> IO[bytes]:
+        """Open the store's file for ``key`` without following a symlink out of the store."""
+        damaged = f"refusing to serve blob {key}: it is {{what}}, not a file the store wrote; run `modeltrack verify`"
+        try:
+            st = os.lstat(local)
+        except (FileNotFoundError, NotADirectoryError):
+            raise HTTPError(404, missing) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise HTTPError(500, damaged.format(what="a symbolic link"))
+        if not stat.S_ISREG(st.st_mode):
+            raise HTTPError(500, damaged.format(what="not a regular file"))
+        root = getattr(self.repo.store, "root", None)
+        if root is None:
+            root = local
+            for _ in key.split("/"):
+                root = root.parent
+        real, real_root = os.path.realpath(local), os.path.realpath(root)
+        if os.path.commonpath([real, real_root]) != real_root:
+            sys.stderr.write(f"modeltrack ui: blob {key} resolves to {real}, outside the store {real_root}\n")
+            raise HTTPError(500, damaged.format(what="reached through a symbolic link that leaves the store"))
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(local, flags)
+        except FileNotFoundError:
+            raise HTTPError(404, missing) from None
+        except OSError as exc:
+            raise HTTPError(500, damaged.format(what=f"unreadable ({exc.strerror or exc})")) from None
+        try:
+            fst = os.fstat(fd)
+            if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+                raise HTTPError(500, damaged.format(what="replaced while it was being opened"))
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     # ------------------------------------------------------------------ writes
     def set_alias(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         alias = check_alias_name(body.get("alias"))
         number = _int(body.get("version"), "version")
         reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise HTTPError(400, f'"reason" must be a string or null, got {_kind(reason)}')
         ev = self.repo.set_alias(
             f"{model}@v{number}", alias, action="promote", reason=str(reason) if reason else "promoted in the web UI"
         )
@@ -275,18 +425,32 @@ class UIApp:
         return {"event": ev, "aliases": self.repo.aliases(model)}
 
     def set_tags(self, model: str, number: int, body: dict[str, Any]) -> dict[str, Any]:
-        tags = body.get("set") or {}
-        remove = body.get("remove") or []
-        if not isinstance(tags, dict) or not isinstance(remove, list):
-            raise HTTPError(400, 'tags take {"set": {key: value or null}, "remove": [key, …]}')
-        clean = {str(k): (None if v is None else str(v)) for k, v in tags.items()}
-        now = self.repo.set_tags((model, number), clean, [str(k) for k in remove])
+        usage = 'tags take {"set": {key: value or null}, "remove": [key, …]}'
+        tags = body.get("set")
+        remove = body.get("remove")
+        tags = {} if tags is None else tags
+        remove = [] if remove is None else remove
+        if not isinstance(tags, dict):
+            raise HTTPError(400, f'"set" must be an object, got {_kind(tags)}; {usage}')
+        if not isinstance(remove, list):
+            raise HTTPError(400, f'"remove" must be a list of keys, got {_kind(remove)}; {usage}')
+        clean: dict[str, str | None] = {}
+        for k, v in tags.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise HTTPError(400, f"tag {k!r}: the value must be finite")
+            if v is not None and not isinstance(v, (str, int, float)):
+                raise HTTPError(400, f"tag {k!r}: values must be strings, numbers or null, got {_kind(v)}")
+            clean[k] = None if v is None else str(v)
+        for k in remove:
+            if not isinstance(k, str):
+                raise HTTPError(400, f'"remove" must list tag keys as strings, got {_kind(k)}')
+        now = self.repo.set_tags((model, number), clean, list(remove))
         return {"tags": now}
 
     def set_notes(self, model: str, number: int, body: dict[str, Any]) -> dict[str, Any]:
         text = body.get("text")
         if text is not None and not isinstance(text, str):
-            raise HTTPError(400, 'notes take {"text": "…"} (or null to clear)')
+            raise HTTPError(400, f'notes take {{"text": "…"}} (or null to clear); "text" is {_kind(text)}')
         self.repo.set_notes((model, number), text or None)
         return {"notes": self.repo.notes(model, number)}
 
@@ -310,7 +474,7 @@ class UIApp:
             if n == 3 and parts[0] == "versions":
                 return self.version(_model(parts[1]), _int(parts[2], "version"))
             if n == 4 and parts[0] == "versions" and parts[3] == "series":
-                points = _int((query.get("points") or [str(DEFAULT_MAX_POINTS)])[0], "points")
+                points = _int((query.get("points") or [str(DEFAULT_MAX_POINTS)])[0], "points", prefix=False)
                 return self.series(_model(parts[1]), _int(parts[2], "version"), min(max(points, 0), 100_000))
         elif method == "POST":
             if n == 3 and parts[0] == "models" and parts[2] == "aliases":
@@ -338,30 +502,72 @@ class UIApp:
                 401, "this UI needs its token for changes; enter it when asked (or send Authorization: Bearer TOKEN)"
             )
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+        if scheme.lower() != "bearer" or not self.token_matches(given.strip()):
             raise HTTPError(403, "wrong token")
+
+    def token_matches(self, given: str) -> bool:
+        """Whether ``given`` is the token (compared in constant time)."""
+        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def cookie_value(self) -> str:
+        """The value of the read cookie: a keyed hash of the token, so the cookie is not the token."""
+        assert self.token is not None
+        return hmac.new(self.token.encode(), _COOKIE_SALT, hashlib.sha256).hexdigest()
+
+    def cookie_matches(self, given: str) -> bool:
+        return self.token is not None and hmac.compare_digest(given.encode(), self.cookie_value().encode())
 
 
 def _model(name: str) -> str:
     return check_model_name(name)
 
 
-def _int(value: Any, what: str) -> int:
-    text = str(value)
-    if text[:1] in ("v", "V"):
-        text = text[1:]
-    if not text.isdigit():
-        raise HTTPError(400, f"{what} must be a whole number, got {value!r}")
-    return int(text)
+def _kind(value: Any) -> str:
+    """How JSON would call ``value``'s type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _int(value: Any, what: str, *, prefix: bool = True) -> int:
+    """A whole number from a path segment, query or JSON value: ASCII digits only, at most 18
+    (``"v3"`` too when ``prefix``); anything else is a 400."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value < 10**18:
+            return value
+    elif isinstance(value, str):
+        m = _NUMBER.fullmatch(value)
+        if m and (prefix or value[:1].isdigit()):
+            return int(m.group(1))
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+    raise HTTPError(400, f"{what} must be a whole number (ASCII digits, at most 18), got {shown}")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _parse_body(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        raise HTTPError(400, "the body is not valid JSON") from None
+        data = json.loads(raw or b"{}", parse_constant=_no_constants)
+    except RecursionError:
+        raise HTTPError(400, "the body is nested too deeply to be a request") from None
+    except json.JSONDecodeError as exc:
+        raise HTTPError(400, f"the body is not valid JSON: {exc}") from None
+    except ValueError as exc:  # bad UTF-8, NaN, an integer too long to convert
+        raise HTTPError(400, f"the body is not valid JSON: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(data, dict):
-        raise HTTPError(400, "the body must be a JSON object")
+        raise HTTPError(400, f"the body must be a JSON object, got {_kind(data)}")
     return data
 
 
@@ -389,6 +595,49 @@ def _status_for(exc: ModelTrackError) -> int:
     return 400
 
 
+def _host_name(host: str) -> str:
+    """The name part of a ``Host`` header (no port, no brackets), lowercased."""
+    host = host.strip()
+    name = host[1 : host.find("]")] if host.startswith("[") else host.split(":")[0]
+    return name.lower()
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(text.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _same_address(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are the same (specified) IP address, e.g. ``::ffff:10.0.0.2`` and ``10.0.0.2``."""
+    x, y = _address(a), _address(b)
+    return x is not None and x == y and not x.is_unspecified
+
+
+def normalize_allowed_host(host: str) -> str:
+    """The name compared with ``Host`` headers for an ``--allow-host`` value (port dropped).
+
+    Raises:
+        ModelTrackError: an empty name or one with characters no host name has.
+
+    Example:
+        >>> normalize_allowed_host("MLBox.internal:8765"), normalize_allowed_host("[fd00::1]")
+        ('mlbox.internal', 'fd00::1')
+    """
+    name = _host_name(str(host))
+    if not name or not re.fullmatch(r"[a-z0-9._:%-]+", name):
+        raise ModelTrackError(f"--allow-host {host!r} is not a host name or address (e.g. mlbox.internal)")
+    return name
+
+
+class _Abort(Exception):
+    """Drop the connection without a response (the client is gone or the response is cut)."""
+
+
 class Handler(BaseHTTPRequestHandler):
     """One request: static files, API reads and token-checked writes."""
 
@@ -397,9 +646,23 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "modeltrack-ui"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)  # every socket operation
+
+    def handle_one_request(self) -> None:
+        # The whole request must arrive before the deadline; the server's reaper closes
+        # sockets that trickle (one byte at a time would defeat a per-recv timeout).
+        self.server.watch(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.unwatch(self.connection)
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
-            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+            line = _TOKEN_IN_URL.sub(r"\1…", format % args)
+            sys.stderr.write(f"{self.address_string()} - {line}\n")
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -418,16 +681,22 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
     def _handle(self, method: str, head: bool = False) -> None:
         app = self.server.app
+        self._sent_headers = False
+        if self.server.reaped(self.connection):
+            self.close_connection = True  # the request was cut off at its deadline
+            return
         try:
             self._check_host()
             url = urlsplit(self.path)
             raw_parts = url.path.split("/")[1:]
             if raw_parts and raw_parts[0] == "api":
+                self._check_read()
                 parts = [unquote(p) for p in raw_parts[1:]]
                 if parts and parts[-1] == "":
                     parts = parts[:-1]
                 query = parse_qs(url.query)
                 if method == "GET" and len(parts) >= 5 and parts[0] == "versions" and parts[3] == "artifacts":
+                    self.server.unwatch(self.connection)
                     self._download(_model(parts[1]), _int(parts[2], "version"), "/".join(parts[4:]), head)
                     return
                 body: Callable[[], dict[str, Any]] = dict
@@ -435,33 +704,91 @@ class Handler(BaseHTTPRequestHandler):
                     # Read the whole body first: bytes left unread would be taken for the
                     # next request on this keep-alive connection.
                     raw = self._read_body()
+                    self.server.unwatch(self.connection)
                     self._check_write()
                     body = lambda: _parse_body(raw)  # noqa: E731
+                else:
+                    self.server.unwatch(self.connection)
                 result = app.route(method, parts, query, body)
                 self._send_json(200, result, head=head)
                 return
+            self.server.unwatch(self.connection)
             if method != "GET":
                 raise HTTPError(405, "method not allowed")
-            self._static(url.path, head)
+            self._static(url.path, parse_qs(url.query), head)
         except HTTPError as exc:
-            self._send_json(exc.status, {"error": str(exc)}, head=head)
+            self._error(exc.status, {"error": str(exc)}, head)
         except ModelTrackError as exc:
-            self._send_json(_status_for(exc), {"error": str(exc), "type": type(exc).__name__}, head=head)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+            self._error(_status_for(exc), {"error": str(exc), "type": type(exc).__name__}, head)
+        except (_Abort, TimeoutError, BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
-            sys.stderr.write(f"modeltrack ui: error on {method} {self.path}:\n{traceback.format_exc()}")
-            self._send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"}, head=head)
+            shown = _TOKEN_IN_URL.sub(r"\1…", self.path)
+            sys.stderr.write(f"modeltrack ui: error on {method} {shown}:\n{traceback.format_exc()}")
+            first = (str(exc).splitlines() or [""])[0][:200]
+            self._error(500, {"error": f"internal error: {type(exc).__name__}: {first}".rstrip(": ")}, head)
+
+    def _error(self, status: int, obj: dict[str, Any], head: bool) -> None:
+        self.server.unwatch(self.connection)
+        if self._sent_headers:
+            # too late for an error response: cut the connection so the client sees a short body
+            self.close_connection = True
+            return
+        try:
+            self._send_json(status, obj, head=head)
+        except OSError:
+            self.close_connection = True
 
     def _check_host(self) -> None:
-        # A page on another site can make a name resolve to 127.0.0.1 (DNS rebinding); the
-        # browser then sends that name as Host, so a loopback server refuses other names.
-        if not self.server.loopback:
-            return
+        # A page on another site can make its name resolve to this server (DNS rebinding); the
+        # browser then sends that name as Host, so only known names are answered. An address
+        # or a loopback name cannot be rebound, since the page's origin is then that address.
         host = (self.headers.get("Host") or "").strip()
-        name = host[1 : host.find("]")] if host.startswith("[") else host.split(":")[0]
-        if not is_loopback(name):
+        name = _host_name(host)
+        srv = self.server
+        if name and (is_loopback(name) or name in srv.allow_hosts):
+            return
+        if srv.loopback:
             raise HTTPError(403, f"refusing Host {host!r}: this server answers on loopback names only")
+        if name and (
+            name == srv.bound.lower()  # --host NAME: the name it was started on
+            or _same_address(name, srv.bound)
+            or _same_address(name, str(self.connection.getsockname()[0]))  # the address reached
+        ):
+            return
+        raise HTTPError(
+            403,
+            f"refusing Host {host!r}: this server answers on the address it was reached at, loopback, "
+            f"and the names given with --allow-host",
+        )
+
+    def _check_read(self) -> None:
+        """Off loopback with a token, every API request needs it (header or the cookie)."""
+        srv = self.server
+        app = srv.app
+        if srv.loopback or app.token is None:
+            return
+        header = self.headers.get("Authorization")
+        if header:
+            app.check_token(header)  # 403 when wrong
+            return
+        for value in self._cookies(srv.cookie_name):
+            if app.cookie_matches(value):
+                return
+        raise HTTPError(
+            401,
+            "this server needs its token for every request: open /?token=TOKEN once in this browser, "
+            "or send Authorization: Bearer TOKEN",
+        )
+
+    def _cookies(self, name: str) -> list[str]:
+        out = []
+        for header in self.headers.get_all("Cookie") or []:
+            for part in header.split(";"):
+                k, sep, v = part.strip().partition("=")
+                if sep and k == name:
+                    out.append(v.strip().strip('"'))
+        return out
 
     def _check_write(self) -> None:
         origin = self.headers.get("Origin")
@@ -475,13 +802,28 @@ class Handler(BaseHTTPRequestHandler):
         self.server.app.check_token(self.headers.get("Authorization"))
 
     def _read_body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise HTTPError(400, "bad Content-Length") from None
+        if self.headers.get("Transfer-Encoding"):
+            raise HTTPError(411, "chunked or other Transfer-Encoding bodies are not accepted; send Content-Length")
+        values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+        if len(values) > 1:
+            raise HTTPError(400, "conflicting Content-Length headers")
+        text = values.pop() if values else "0"
+        if not _CONTENT_LENGTH.fullmatch(text):
+            raise HTTPError(400, f"bad Content-Length {text[:40]!r}: it must be ASCII digits")
+        length = int(text)
         if length > MAX_BODY:
-            raise HTTPError(413, "request body too large")
-        return self.rfile.read(length) if length > 0 else b""
+            raise HTTPError(413, f"request body too large ({length} bytes; at most {MAX_BODY})")
+        if length == 0:
+            return b""
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            raise HTTPError(408, f"the request body did not arrive within {self.server.request_timeout:g} s") from None
+        if len(data) < length:
+            if self.server.reaped(self.connection):
+                raise _Abort()
+            raise HTTPError(400, f"the request body ended after {len(data)} of its {length} bytes (Content-Length)")
+        return data
 
     def _headers(self, status: int, ctype: str, length: int, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -490,18 +832,24 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in {**_SECURITY_HEADERS, **(extra or {})}.items():
             self.send_header(k, v)
         self.end_headers()
+        self._sent_headers = True
 
     def _send_json(self, status: int, obj: Any, head: bool = False) -> None:
         data = dumps(obj)
         if status >= 400 and self.command == "POST":
             # Unread request bodies would be parsed as the next request on this connection.
             self.close_connection = True
+        if status in (408, 411):
+            self.close_connection = True
         self._headers(status, "application/json; charset=utf-8", len(data))
         if not head:
             self.wfile.write(data)
 
-    def _static(self, path: str, head: bool) -> None:
+    def _static(self, path: str, query: dict[str, list[str]], head: bool) -> None:
         files = self.server.app._static
+        if path == "/" and "token" in query:
+            self._token_login(query["token"][0])
+            return
         name = "index.html" if path in ("/", "/index.html") else None
         if name is None and path.startswith("/static/"):
             name = path[len("/static/") :]
@@ -513,43 +861,97 @@ class Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(data)
 
+    def _token_login(self, given: str) -> None:
+        """``/?token=TOKEN``: set the read cookie and hand the token to the page for writes."""
+        app = self.server.app
+        extra: dict[str, str] = {"Location": "/"}
+        if app.token is not None:
+            if not app.token_matches(given):
+                raise HTTPError(403, "wrong token")
+            extra = {
+                "Location": "/#token=" + quote(given, safe=""),
+                "Set-Cookie": f"{self.server.cookie_name}={app.cookie_value()}; Path=/; HttpOnly; SameSite=Strict",
+            }
+        self._headers(303, "text/plain; charset=utf-8", 0, extra)
+
     def _download(self, model: str, number: int, path: str, head: bool) -> None:
-        art, content = self.server.app.artifact(model, number, path)
-        filename = path.rsplit("/", 1)[-1]
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "artifact"
-        extra = {
-            "Content-Disposition": f'attachment; filename="{safe}"',
-            "X-Checksum-SHA256": str(art["sha256"]),
-        }
-        if isinstance(content, bytes):
-            self._headers(200, "application/octet-stream", len(content), extra)
-            if not head:
-                self.wfile.write(content)
-            return
-        with open(content, "rb") as f:
-            size = f.seek(0, 2)
-            f.seek(0)
+        app = self.server.app
+        with app.open_artifact(model, number, path) as (art, f, size):
+            filename = path.rsplit("/", 1)[-1]
+            safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "artifact"
+            sha = str(art["sha256"])
+            extra = {"Content-Disposition": f'attachment; filename="{safe}"', "X-Checksum-SHA256": sha}
             self._headers(200, "application/octet-stream", size, extra)
             if head:
                 return
-            while chunk := f.read(1024 * 1024):
-                self.wfile.write(chunk)
+            # Hash again while sending and hold back the last chunk until the hash is known:
+            # a file changed after it was verified is cut short, never sent whole.
+            h = hashlib.sha256()
+            total = 0
+            pending = b""
+            while chunk := f.read(CHUNK):
+                total += len(chunk)
+                if total > size:
+                    break
+                h.update(chunk)
+                if pending:
+                    self.wfile.write(pending)
+                pending = chunk
+            if total != size or h.hexdigest() != sha:
+                key = blob_key(sha)
+                app.forget_verified(key)
+                sys.stderr.write(
+                    f"modeltrack ui: blob {key} changed while {model}@v{number}/{path} was sent; "
+                    f"the download was cut short (run `modeltrack verify`)\n"
+                )
+                raise _Abort()
+            if pending:
+                self.wfile.write(pending)
 
 
 class UIServer(ThreadingHTTPServer):
-    """A threading HTTP server holding the :class:`UIApp`."""
+    """A threading HTTP server holding the :class:`UIApp`, with at most ``max_threads``
+    handler threads and a deadline for each request to arrive."""
 
     daemon_threads = True
     allow_reuse_address = True
+    #: listen backlog: connections waiting to be accepted (socketserver's 5 drops a burst)
+    request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: UIApp, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: UIApp,
+        *,
+        verbose: bool = False,
+        allow_hosts: Iterable[str] = (),
+        timeout: float = REQUEST_TIMEOUT,
+        max_threads: int = MAX_THREADS,
+    ) -> None:
         host = address[0]
         if ":" in host:
             self.address_family = socket.AF_INET6
+        if not timeout > 0:
+            raise ModelTrackError(f"the request timeout must be positive, got {timeout}")
+        if max_threads < 1:
+            raise ModelTrackError(f"max_threads must be at least 1, got {max_threads}")
         self.app = app
         self.verbose = verbose
         self.loopback = is_loopback(host)
+        self.bound = host.strip("[]")
+        self.allow_hosts = frozenset(normalize_allowed_host(h) for h in allow_hosts)
+        self.request_timeout = float(timeout)
+        self.max_threads = max_threads
+        self.busy_wait = BUSY_WAIT
+        self._slots = threading.BoundedSemaphore(max_threads)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._reaped: set[socket.socket] = set()
+        self._watch_lock = threading.Lock()
+        self._closing = threading.Event()
         super().__init__(address, Handler)
+        self.cookie_name = f"modeltrack_ui_{self.server_address[1]}"
+        self._reaper = threading.Thread(target=self._reap, name="modeltrack-ui-reaper", daemon=True)
+        self._reaper.start()
 
     @property
     def url(self) -> str:
@@ -558,6 +960,82 @@ class UIServer(ThreadingHTTPServer):
         host = str(host)
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
+
+    # ------------------------------------------------------------------ bounded threads
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to a new thread when one of ``max_threads`` slots is free;
+        after ``busy_wait`` seconds without one, answer 503 and close."""
+        if not self._slots.acquire(timeout=self.busy_wait):
+            self._refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        t = threading.Thread(target=self._run, args=(request, client_address), daemon=True)
+        try:
+            t.start()
+        except BaseException:
+            self._slots.release()
+            self.shutdown_request(request)
+            raise
+
+    def _run(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._watch_lock:
+                self._reaped.discard(request)
+                self._deadlines.pop(request, None)
+            self._slots.release()
+
+    def _refuse_busy(self, request: socket.socket) -> None:
+        body = dumps({"error": f"the server is busy ({self.max_threads} connections open); try again shortly"})
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 2\r\nConnection: close\r\n\r\n"
+        ).encode()
+        try:
+            request.settimeout(0.5)
+            request.sendall(head + body)
+            request.shutdown(socket.SHUT_WR)
+            # read a little of what the client sent, so closing does not reset the connection
+            # before it has read the answer
+            request.settimeout(0.05)
+            request.recv(65536)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ request deadlines
+    def watch(self, sock: socket.socket) -> None:
+        """Start the deadline for the next request on ``sock`` to arrive."""
+        with self._watch_lock:
+            self._deadlines[sock] = time.monotonic() + self.request_timeout
+
+    def unwatch(self, sock: socket.socket) -> None:
+        with self._watch_lock:
+            self._deadlines.pop(sock, None)
+
+    def reaped(self, sock: socket.socket) -> bool:
+        """Whether the reaper cut ``sock`` off at its deadline."""
+        with self._watch_lock:
+            return sock in self._reaped
+
+    def _reap(self) -> None:
+        tick = min(0.25, self.request_timeout / 4)
+        while not self._closing.wait(tick):
+            now = time.monotonic()
+            with self._watch_lock:
+                late = [s for s, due in self._deadlines.items() if due <= now]
+                for s in late:
+                    del self._deadlines[s]
+                    self._reaped.add(s)
+            for s in late:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
 
 
 def make_server(
@@ -568,22 +1046,30 @@ def make_server(
     token: str | None = None,
     poll_interval: float = 2.0,
     verbose: bool = False,
+    allow_hosts: Iterable[str] = (),
+    timeout: float = REQUEST_TIMEOUT,
+    max_threads: int = MAX_THREADS,
 ) -> UIServer:
     """Create (but do not start) the UI server.
 
     Args:
         repo: the store (a :class:`Repo`, a URI, or ``None`` for ``MODELTRACK_STORE``).
-        host: address to listen on; anything but loopback needs ``token``.
+        host: address to listen on; anything but loopback needs ``token``, which every API
+            request (reads and downloads too) must then carry.
         port: TCP port (``0``: a free one; read it from ``server.url``).
-        token: required for every write when set.
+        token: required for every write when set (and for every API request off loopback).
         poll_interval: seconds between refreshes of a running version's charts.
         verbose: log every request to stderr.
+        allow_hosts: further names (or addresses) the ``Host`` header may carry, e.g. the
+            name other machines use to reach this one; others are refused (DNS rebinding).
+        timeout: seconds one request may take to arrive, and any socket operation.
+        max_threads: most connections handled at once; further ones wait, then get 503.
 
     Returns:
         the server; call ``serve_forever()`` (in a thread, if you need to go on).
 
     Raises:
-        ModelTrackError: a non-loopback ``host`` without a token.
+        ModelTrackError: a non-loopback ``host`` without a token, or a bad ``allow_hosts`` name.
         OSError: the port is taken.
 
     Example:
@@ -591,8 +1077,9 @@ def make_server(
         >>> threading.Thread(target=srv.serve_forever, daemon=True).start()  # doctest: +SKIP
     """
     check_bind(host, token)
+    hosts = [normalize_allowed_host(h) for h in allow_hosts]
     if not isinstance(repo, Repo):
         repo = Repo(repo)
     repo.check_format()
     app = UIApp(repo, token, poll_interval=poll_interval)
-    return UIServer((host, port), app, verbose=verbose)
+    return UIServer((host, port), app, verbose=verbose, allow_hosts=hosts, timeout=timeout, max_threads=max_threads)
