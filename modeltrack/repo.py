@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import config
+from . import config, records
 from ._util import best_of, json_number, metric_goal, now_iso, parse_iso, process_alive
 from .errors import (
     AliasNotFoundError,
@@ -68,6 +68,8 @@ def blob_key(sha256: str) -> str:
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _EVENT_NAME = re.compile(r"[0-9]{8,18}\.json")
+_CHUNK = re.compile(r"metrics/[0-9]{6,18}\.json")
+_MODEL_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: longest tag value, in characters (names: 256)
 MAX_TAG_VALUE = 4096
 #: longest release notes, in characters
@@ -95,13 +97,31 @@ class Repo:
         self._format_ok = False
         self.store_id: str | None = None
 
+    # ------------------------------------------------------------------ reading records
+    def read_json(self, key: str) -> Any:
+        """Read one record, parsed safely and checked against its kind's schema.
+
+        Raises:
+            KeyNotFound: the key is absent.
+            CorruptRecordError: not JSON, too deeply nested, or of the wrong shape (the
+                message names the key and the fix).
+        """
+        return records.load(self.store.read(key), key)
+
+    def read_json_or(self, key: str, default: Any) -> Any:
+        """:meth:`read_json`, or ``default`` when the key is absent."""
+        try:
+            return self.read_json(key)
+        except KeyNotFound:
+            return default
+
     # ------------------------------------------------------------------ format
     def check_format(self, *, create: bool = False) -> None:
         """Refuse stores of a newer format; write ``FORMAT`` on first write."""
         if self._format_ok:
             return
         try:
-            fmt = self.store.read_json(FORMAT_KEY)
+            fmt = self.read_json(FORMAT_KEY)
         except KeyNotFound:
             fmt = None
         except CorruptRecordError as exc:
@@ -132,7 +152,7 @@ class Repo:
                 FORMAT_KEY, {"format": FORMAT_VERSION, "id": uuid.uuid4().hex, "created_at": now_iso()}
             ):
                 return self.check_format(create=create)  # another process created it first
-            fmt = self.store.read_json(FORMAT_KEY)
+            fmt = self.read_json(FORMAT_KEY)
         version = fmt.get("format") if isinstance(fmt, dict) else None
         self.store_id = fmt.get("id") if isinstance(fmt, dict) else None
         if not isinstance(version, int):
@@ -219,11 +239,11 @@ class Repo:
 
     # ------------------------------------------------------------------ reading one version
     def final(self, model: str, number: int) -> dict[str, Any] | None:
-        return self.store.read_json_or(vkey(model, number, "final.json"), None)
+        return self.read_json_or(vkey(model, number, "final.json"), None)
 
     def claim(self, model: str, number: int) -> dict[str, Any]:
         try:
-            return self.store.read_json(vkey(model, number, "claim.json"))
+            return self.read_json(vkey(model, number, "claim.json"))
         except KeyNotFound:
             raise VersionNotFoundError(f"{model} has no version {number}", ref=f"{model}@v{number}") from None
 
@@ -253,7 +273,7 @@ class Repo:
             return RUNNING
         if alive is False:
             return CRASHED
-        beat = self.store.read_json_or(vkey(model, number, "heartbeat.json"), {})
+        beat = self.read_json_or(vkey(model, number, "heartbeat.json"), {})
         last = parse_iso(beat.get("time") or claim.get("created_at"))
         if last is None:
             return CRASHED
@@ -265,20 +285,26 @@ class Repo:
         prefix = vkey(model, number, "records")
         events: list[dict[str, Any]] = []
         for name in self.store.list(prefix):
-            events.extend(self.store.read_json(f"{prefix}/{name}"))
+            events.extend(self.read_json(f"{prefix}/{name}"))
         return events
 
     def series(self, model: str, number: int, final: dict[str, Any] | None = None) -> dict[str, dict[str, list[Any]]]:
         """Metric series ``{name: {"step": [...], "epoch": [...], "value": [...], "time": [...]}}``."""
         if final is not None:
-            data = self.store.read_json_or(vkey(model, number, "series.json"), None)
+            data = self.read_json_or(vkey(model, number, "series.json"), None)
             if data is not None:
                 return data
         out: dict[str, dict[str, list[Any]]] = {}
         prefix = vkey(model, number, "metrics")
-        for name in self.store.list(prefix):
+        names = self.store.list(prefix)
+        if not names and final is None:
+            # Killed between series.json and final.json, or final.json lost: series.json has it all.
+            data = self.read_json_or(vkey(model, number, "series.json"), None)
+            if data:
+                return data
+        for name in names:
             try:
-                chunk = self.store.read_json(f"{prefix}/{name}")
+                chunk = self.read_json(f"{prefix}/{name}")
             except KeyNotFound:
                 continue  # consolidated and removed meanwhile
             for metric, cols in chunk.items():
@@ -324,7 +350,7 @@ class Repo:
             metrics = {k: {**v, "series": []} for k, v in rec.get("metrics", {}).items()}
         env = None
         if environment:
-            env = self.store.read_json_or(vkey(model, number, "environment.json"), None)
+            env = self.read_json_or(vkey(model, number, "environment.json"), None)
         aliases = self.aliases(model)
         return {
             "model": model,
@@ -463,7 +489,7 @@ class Repo:
     def tag_events(self, model: str) -> list[dict[str, Any]]:
         """Every tag change of ``model``'s versions, oldest first."""
         prefix = f"models/{model}/tags"
-        return [self.store.read_json(f"{prefix}/{name}") for name in self.store.list(prefix) if name.endswith(".json")]
+        return [self.read_json(f"{prefix}/{name}") for name in self.store.list(prefix) if name.endswith(".json")]
 
     def all_tags(self, model: str) -> dict[int, dict[str, str | None]]:
         """Current tags of every tagged version of ``model`` (one read per tag change)."""
@@ -503,7 +529,7 @@ class Repo:
         return self.tags(model, number)
 
     def notes(self, model: str, number: int) -> str | None:
-        data = self.store.read_json_or(vkey(model, number, "notes.json"), None)
+        data = self.read_json_or(vkey(model, number, "notes.json"), None)
         return data.get("text") if isinstance(data, dict) else None
 
     def set_notes(self, ref: str | tuple[str, int], text: str | None, *, writer: Store | None = None) -> None:
@@ -528,7 +554,7 @@ class Repo:
     def alias_events(self, model: str) -> list[dict[str, Any]]:
         """The alias history of ``model``, oldest first."""
         prefix = f"models/{model}/aliases"
-        return [self.store.read_json(f"{prefix}/{n}") for n in self.store.list(prefix) if _EVENT_NAME.fullmatch(n)]
+        return [self.read_json(f"{prefix}/{n}") for n in self.store.list(prefix) if _EVENT_NAME.fullmatch(n)]
 
     def aliases(self, model: str) -> dict[str, int]:
         """Current alias → version of ``model``."""
@@ -545,7 +571,7 @@ class Repo:
         prefix = f"models/{model}/aliases"
         for _ in range(1000):
             names = [n for n in self.store.list(prefix) if _EVENT_NAME.fullmatch(n)]
-            events = [self.store.read_json(f"{prefix}/{name}") for name in names]
+            events = [self.read_json(f"{prefix}/{name}") for name in names]
             seq = int(names[-1][:-5]) + 1 if names else 1
             history = [e for e in events if e.get("alias") == alias]
             current = fold_aliases(events).get(alias)
@@ -808,28 +834,118 @@ class Repo:
         }
 
     def verify(self) -> dict[str, Any]:
-        """Re-check every record and every artifact checksum; report damage by key."""
+        """Re-check every record of the store and every artifact checksum.
+
+        Checks what every other command reads: ``FORMAT``; every JSON record against its
+        kind's schema (claims, records, metric chunks, series, final records, notes,
+        heartbeats, environments, alias and tag logs, gc tombstones); that each version
+        directory has its claim; that a finished version keeps its ``series.json`` and a
+        running or crashed one has no gap in its metric chunks; and that every referenced
+        blob exists, is a regular file and hashes to its name.
+
+        Returns:
+            ``{"ok", "records_checked", "artifacts_checked", "problems": [{"key", "problem"}],
+            "notes": [{"key", "note"}]}``; ``notes`` are harmless leftovers (a number whose
+            claim was never published because its process was killed inside ``start()``).
+        """
         problems: list[dict[str, str]] = []
-        checked = 0
+        notes: list[dict[str, str]] = []
+        checked = records_checked = 0
         seen: dict[str, str | None] = {}
+
+        def bad(key: str, problem: str, **extra: str) -> None:
+            problems.append({"key": key, "problem": problem, **extra})
+
+        try:
+            raw = self.store.read(FORMAT_KEY)
+        except KeyNotFound:
+            raw = None
+            if self.store.list("models") or self.store.list("blobs"):
+                bad(FORMAT_KEY, "missing: the store has models but no FORMAT file")
+            else:
+                raise StoreNotFoundError(
+                    f"no modeltrack store at {self.store.uri}: nothing to verify; check MODELTRACK_STORE / --store",
+                    uri=self.store.uri,
+                ) from None
+        if raw is not None:
+            try:
+                fmt = records.load(raw, FORMAT_KEY)
+                if fmt["format"] > FORMAT_VERSION:
+                    bad(FORMAT_KEY, f"format {fmt['format']} is newer than this modeltrack reads ({FORMAT_VERSION})")
+            except CorruptRecordError as exc:
+                bad(FORMAT_KEY, str(exc))
         for model in self.store.list("models"):
-            for n in self.version_numbers(model):
-                base = vkey(model, n)
-                for key in self.store.walk(base):
-                    if key.endswith(".json"):
-                        try:
-                            self.store.read_json(key)
-                        except CorruptRecordError as exc:
-                            problems.append({"key": key, "problem": f"not valid JSON: {exc.__cause__}"})
-                try:
-                    final = self.final(model, n)
-                    arts = (
-                        final.get("artifacts", [])
-                        if final
-                        else consolidate(self.records(model, n)).get("artifacts", [])
-                    )
-                except CorruptRecordError:
+            if not _MODEL_DIR.fullmatch(model):
+                bad(f"models/{model}", "not a valid model name: a stray file or directory")
+                continue
+            base_model = f"models/{model}"
+            for area in self.store.list(base_model):
+                if area not in ("versions", "aliases", "tags", "deleted"):
+                    bad(f"{base_model}/{area}", "unexpected entry in the model's directory")
+            for area in ("aliases", "tags", "deleted"):
+                for name in self.store.list(f"{base_model}/{area}"):
+                    key = f"{base_model}/{area}/{name}"
+                    records_checked += 1
+                    if records.kind_of(key) is None or (area == "aliases" and not _EVENT_NAME.fullmatch(name)):
+                        bad(key, f"unexpected file in the {area} log")
+                        continue
+                    try:
+                        self.read_json(key)
+                    except (CorruptRecordError, KeyNotFound) as exc:
+                        bad(key, str(exc))
+            gone = self.deleted(model)
+            for name in self.store.list(f"{base_model}/versions"):
+                n = _num(name)
+                base = f"{base_model}/versions/{name}"
+                if n is None:
+                    bad(base, "not a version number: a stray file or directory")
                     continue
+                keys = list(self.store.walk(base))
+                if n in gone:
+                    continue  # deleted by gc: only the claim stays, to keep the number taken
+                has = {k[len(base) + 1 :] for k in keys}
+                if "claim.json" not in has:
+                    if not has:
+                        notes.append({"key": base, "note": "number never claimed (its process was killed in start())"})
+                    else:
+                        bad(f"{base}/claim.json", "missing: the version has records but no claim")
+                for key in keys:
+                    if records.kind_of(key) is None:
+                        if key.endswith(".json"):
+                            bad(key, "unexpected record in the version's directory")
+                        continue
+                    records_checked += 1
+                    try:
+                        self.read_json(key)
+                    except (CorruptRecordError, KeyNotFound) as exc:
+                        bad(key, str(exc))
+                chunks = sorted(int(k.rsplit("/", 1)[-1][:-5]) for k in has if _CHUNK.fullmatch(k))
+                if "final.json" in has:
+                    try:
+                        final = self.final(model, n)
+                    except CorruptRecordError:
+                        continue
+                    counted = sum(int(m.get("count") or 0) for m in (final or {}).get("metrics", {}).values())
+                    if counted and "series.json" not in has:
+                        bad(
+                            f"{base}/series.json", f"missing: {counted} metric points of this finished version are lost"
+                        )
+                    arts = (final or {}).get("artifacts", [])
+                else:
+                    if (
+                        "series.json" in has
+                        and not chunks
+                        and "claim.json" in has
+                        and self.read_json_or(f"{base}/series.json", None)
+                    ):
+                        bad(f"{base}/final.json", "missing: the version was finished (its metric chunks are gone)")
+                    missing = sorted(set(range(1, chunks[-1] + 1)) - set(chunks)) if chunks else []
+                    for k in missing:
+                        bad(f"{base}/metrics/{k:06d}.json", "missing metric chunk: points are lost")
+                    try:
+                        arts = consolidate(self.records(model, n)).get("artifacts", [])
+                    except (CorruptRecordError, KeyError, TypeError, ValueError):
+                        continue
                 for art in arts:
                     sha = art["sha256"]
                     checked += 1
@@ -839,11 +955,17 @@ class Repo:
                             seen[sha] = None if got == sha else f"checksum mismatch (content hashes to {got[:12]}…)"
                         except KeyNotFound:
                             seen[sha] = "blob missing"
+                        except CorruptRecordError as exc:
+                            seen[sha] = str(exc)
                     if seen[sha]:
-                        problems.append(
-                            {"key": f"{base}/artifacts/{art['path']}", "blob": blob_key(sha), "problem": str(seen[sha])}
-                        )
-        return {"ok": not problems, "artifacts_checked": checked, "problems": problems}
+                        bad(f"{base}/artifacts/{art['path']}", str(seen[sha]), blob=blob_key(sha))
+        return {
+            "ok": not problems,
+            "records_checked": records_checked,
+            "artifacts_checked": checked,
+            "problems": problems,
+            "notes": notes,
+        }
 
 
 def fold_aliases(events: list[dict[str, Any]]) -> dict[str, int]:
