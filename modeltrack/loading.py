@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import importlib
 import os
 import re
-import stat
-import uuid
 from pathlib import Path
 from typing import Any
 
 from . import config
-from .errors import CorruptRecordError, KeyNotFound, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
+from .blobs import fetch_verified
+from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
 from .formats import COMPRESSED, KERAS, PICKLE, UNKNOWN, Sniffed, sniff
-from .repo import Repo, blob_key, vkey
+from .repo import Repo, vkey
 from .stores import Store
-from .stores.base import CHUNK, file_sha256
 from .tracking import safe_artifact_path
 
 #: framework recorded on the version → integration module that knows how to load it
@@ -101,67 +97,6 @@ def artifact_file(
             return target  # verified when it was written into the cache
     fetch_verified(repo.store, sha, target, what=f"{art['path']} of {record['model']}@v{record['version']}")
     return target
-
-
-def fetch_verified(store: Store, sha: str, target: Path, *, what: str = "") -> None:
-    """Copy blob ``sha`` into ``target`` (published whole), hashing the bytes as they are copied.
-
-    Raises:
-        CorruptRecordError: the content does not hash to ``sha`` (nothing is left at ``target``).
-        ModelTrackError: the blob is missing from the store.
-    """
-    key = blob_key(sha)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        try:
-            local = store.local_path(key)
-            if local is not None:
-                got = _copy_hashing(local, tmp)
-            else:
-                store.get_file(key, tmp)
-                got = file_sha256(tmp)[0]
-        except KeyNotFound:
-            raise ModelTrackError(
-                f"the content of {what or key} ({key}) is missing from store {store.uri}; run `modeltrack verify`"
-            ) from None
-        if got != sha:
-            raise CorruptRecordError(
-                f"{store.uri}/{key} ({what or 'a blob'}) is damaged: its content hashes to {got[:12]}…, not the "
-                f"recorded {sha[:12]}…; run `modeltrack verify` and restore it from a copy",
-                key=key,
-            )
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def _copy_hashing(src: Path, dst: Path) -> str:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(src, flags)
-    except FileNotFoundError:
-        raise KeyNotFound(str(src)) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise CorruptRecordError(
-                f"{src} is a symbolic link; a store never holds links, so it was not followed: remove it and "
-                f"run `modeltrack verify`",
-                key=str(src),
-            ) from exc
-        raise
-    h = hashlib.sha256()
-    with os.fdopen(fd, "rb") as f, open(dst, "wb") as out:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise CorruptRecordError(f"{src} is not a regular file; run `modeltrack verify`", key=str(src))
-        while True:
-            block = f.read(CHUNK)
-            if not block:
-                break
-            h.update(block)
-            out.write(block)
-    return h.hexdigest()
 
 
 def _cache_dir(repo: Repo) -> Path:

@@ -35,6 +35,7 @@ from typing import Any
 
 from . import config, records
 from ._util import best_of, json_number, metric_goal, now_iso, parse_iso, process_alive
+from .blobs import blob_key
 from .errors import (
     AliasNotFoundError,
     CorruptRecordError,
@@ -60,10 +61,6 @@ RUNNING_GRACE_SECONDS = 900.0
 def vkey(model: str, number: int, name: str = "") -> str:
     base = f"models/{model}/versions/{number}"
     return f"{base}/{name}" if name else base
-
-
-def blob_key(sha256: str) -> str:
-    return f"blobs/sha256/{sha256[:2]}/{sha256}"
 
 
 _DIGITS = re.compile(r"[0-9]{1,18}")

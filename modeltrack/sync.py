@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ._util import now_iso
+from .blobs import fetch_verified
 from .errors import ModelTrackError, StoreError, VersionStateError
 from .repo import RUNNING, Repo, blob_key, consolidate, vkey
 from .spool import Spool, iter_status_lines
@@ -42,14 +43,15 @@ def strip_credentials(uri: str) -> str:
 
 # ---------------------------------------------------------------------- copying versions
 def copy_blob(src: Store, dst: Store, key: str) -> None:
-    """Copy one blob, through a local file when ``src`` has none (large blobs stay off the heap)."""
-    path = src.local_path(key)
-    if path is not None and path.is_file():
-        dst.put_file(key, path)
-        return
+    """Copy one blob through a local file, checked against its name on the way: a damaged
+    blob, or one replaced by a link, never reaches the destination.
+
+    Raises:
+        CorruptRecordError: the blob does not hash to its name (nothing is copied).
+    """
     with tempfile.TemporaryDirectory(prefix="modeltrack-copy-") as tmp:
         local = Path(tmp) / "blob"
-        src.get_file(key, local)
+        fetch_verified(src, key.rsplit("/", 1)[-1], local, what=f"{key} being copied")
         dst.put_file(key, local)
 
 

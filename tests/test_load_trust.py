@@ -165,3 +165,33 @@ def test_real_keras_archive_loads_in_safe_mode_without_trust(tmp_path: Path, sto
     loaded = mt.load("k", store=store_uri)
     x = np.ones((1, 3), dtype="float32")
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("damage", ["garble", "symlink"])
+def test_push_never_copies_a_damaged_or_linked_blob(tmp_path: Path, store_uri: str, damage: str) -> None:
+    import subprocess
+    import sys
+
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = hunter2")
+    src = tmp_path / "model.json"
+    src.write_text('{"a": 1}')
+    with mt.start("m", store=store_uri) as v:
+        (art,) = v.log_artifact(src, kind="model")
+    blob = Path(store_uri) / "blobs" / "sha256" / art["sha256"][:2] / art["sha256"]
+    blob.unlink()
+    if damage == "symlink":
+        blob.symlink_to(secret)
+    else:
+        blob.write_text('{"a": 2}')
+    dest = tmp_path / "dest"
+    out = subprocess.run(
+        [sys.executable, "-m", "modeltrack", "--store", store_uri, "push", "m@v1", str(dest)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "run `modeltrack verify`" in out.stderr
+    for f in dest.rglob("*") if dest.exists() else []:
+        if f.is_file():
+            assert b"hunter2" not in f.read_bytes() and b'"a": 2' not in f.read_bytes()
