@@ -125,6 +125,12 @@ def upload_timeout() -> float:
     return _float("MODELTRACK_UPLOAD_TIMEOUT", 60.0)
 
 
+def changelog_timeout() -> float:
+    """``MODELTRACK_CHANGELOG_TIMEOUT``: seconds ``finish()`` waits for the changelog against
+    the previous version on a remote store (default 10); past it the label stays unknown."""
+    return _float("MODELTRACK_CHANGELOG_TIMEOUT", 10.0)
+
+
 def upload_backoff_max() -> float:
     """``MODELTRACK_UPLOAD_BACKOFF_MAX``: longest pause, in seconds, between retries of a
     failed upload (default 30; retries start at 0.5 s and double)."""

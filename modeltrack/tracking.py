@@ -628,7 +628,7 @@ class Version:
             "metrics": metrics,
         }
         if status == FINISHED:
-            final["changes"], final["label"] = self._changelog(final)
+            final["changes"], final["label"] = self._changelog_within_deadline(final)
         self.store.write_json(vkey(self.model, self.number, "series.json"), self._series)
         self.store.create_json(vkey(self.model, self.number, "final.json"), final)
         if self.repo.store_id:
@@ -640,6 +640,26 @@ class Version:
         # The chunks this writer published (no listing: the store may be unreachable now).
         for seq in range(1, self._chunk_seq + 1):
             self.store.delete(vkey(self.model, self.number, f"metrics/{seq:06d}.json"))
+
+    def _changelog_within_deadline(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The changelog, computed on a helper thread for remote stores: reading the previous
+        version must not hold ``finish()`` for long when the network is slow or down."""
+        if self.store is self.repo.store:
+            return self._changelog(final)  # a local store: reads are fast
+        result: list[tuple[dict[str, Any] | None, str | None]] = []
+        worker = threading.Thread(target=lambda: result.append(self._changelog(final)), daemon=True)
+        worker.start()
+        worker.join(config.changelog_timeout())
+        if result:
+            return result[0]
+        warnings.warn(
+            f"modeltrack: changelog of {self.ref} skipped: reading the previous version from {self.repo.store.uri} "
+            f"took longer than {config.changelog_timeout():g} s (MODELTRACK_CHANGELOG_TIMEOUT); its semantic label "
+            f"stays unknown",
+            ModelTrackWarning,
+            stacklevel=3,
+        )
+        return None, None
 
     def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """Diff against the previous finished version, and the semantic label it implies."""
