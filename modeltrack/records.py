@@ -70,9 +70,7 @@ _FIX_FORMAT = (
     "restore FORMAT from a copy of the store (it holds "
     '{"format": <number>, "id": <hex>, "created_at": <time>}) or use another store'
 )
-_FIX_EVENT = (
-    "run `modeltrack verify`; restore the file from a copy (deleting it drops that change from the history)"
-)
+_FIX_EVENT = "run `modeltrack verify`; restore the file from a copy (deleting it drops that change from the history)"
 _FIX_TOMBSTONE = 'restore the file from a copy or rewrite it as {"time": "<ISO-8601 time>"}; the version stays deleted'
 _FIX_HEARTBEAT = "delete the file: it only holds the writer's last sign of life (a running writer rewrites it)"
 _FIX_NOTES = "set the notes again with `modeltrack notes`, or delete the file to drop them"
@@ -196,13 +194,7 @@ def _path(v: object, what: str) -> None:
     if type(v) is not str:
         raise _Bad(f"{what} must be a string, {_got(v)}")
     parts = v.replace("\\", "/").split("/")
-    if (
-        not v
-        or v[0] in "/\\"
-        or "\x00" in v
-        or ":" in parts[0]
-        or any(p in ("", "..") for p in parts)
-    ):
+    if not v or v[0] in "/\\" or "\x00" in v or ":" in parts[0] or any(p in ("", "..") for p in parts):
         raise _Bad(f"{what} must be a relative path inside the version (no '..', no leading '/'), {_got(v)}")
 
 

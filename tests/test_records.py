@@ -78,7 +78,11 @@ GOOD: dict[str, list[Any]] = {
     "series": [{"loss": COLS, "acc": {"step": [5], "epoch": [None], "value": [1], "time": [0.25]}}],
     "heartbeat": [{"time": T}],
     "environment": [{}, {"python": "3.11", "packages": {"numpy": "2.0"}}],
-    "notes": [{"text": "first", "time": T}, {"text": "", "time": T, "actor": None}, {"text": "x", "time": T, "actor": "ann"}],
+    "notes": [
+        {"text": "first", "time": T},
+        {"text": "", "time": T, "actor": None},
+        {"text": "x", "time": T, "actor": "ann"},
+    ],
     "alias": [
         {"alias": "production", "from": None, "to": 2, "action": "set", "reason": None, "seq": 1, "time": T},
         {"alias": "production", "from": 2, "to": None, "action": "remove", "seq": 2, "time": T},
@@ -290,8 +294,18 @@ def test_loads_keeps_nan_and_infinity() -> None:
         b'{"a": 1',
         b"1" * 5000,  # an int too long to parse
     ],
-    ids=["open-brackets", "balanced-deep", "objects-65", "arrays-65", "utf16-bom", "bad-utf8", "bom", "empty",
-         "truncated", "huge-int"],
+    ids=[
+        "open-brackets",
+        "balanced-deep",
+        "objects-65",
+        "arrays-65",
+        "utf16-bom",
+        "bad-utf8",
+        "bom",
+        "empty",
+        "truncated",
+        "huge-int",
+    ],
 )
 def test_loads_turns_every_failure_into_corrupt_record(data: bytes) -> None:
     key = "models/m/versions/1/final.json"
@@ -304,7 +318,9 @@ def test_loads_accepts_nesting_up_to_the_cap_and_brackets_in_strings() -> None:
     deep_ok = b'{"a":' * 63 + b'"x"' + b"}" * 63
     assert records.loads(deep_ok, "k")
     # brackets, quotes and backslashes inside strings do not count as nesting
-    tricky = json.dumps({"s": "[" * 200 + '\\"[{' * 50, "t": ["\\", "]]]}}}", '"[[['], "u": "\\\\\\\"[", "v": "\\"}).encode()
+    tricky = json.dumps(
+        {"s": "[" * 200 + '\\"[{' * 50, "t": ["\\", "]]]}}}", '"[[['], "u": '\\\\\\"[', "v": "\\"}
+    ).encode()
     assert records.loads(tricky, "k") == json.loads(tricky)
     many_shallow = json.dumps([{"a": [1]} for _ in range(1000)]).encode()
     assert len(records.loads(many_shallow, "k")) == 1000
@@ -362,9 +378,9 @@ def test_records_written_by_modeltrack_validate(store_uri: str, tmp_path: Any) -
 
 
 def test_series_of_a_million_points_is_fully_checked_in_a_fraction_of_parsing() -> None:
-    """Figures on the 2-core dev box (45 MB series.json, 1M points, 4 columns): json.loads
-    ~370-420 ms, validate ~12-20 ms (about 3-5 %), the exact depth scan would cost ~50 ms
-    (so it is skipped above DEPTH_SCAN_LIMIT)."""
+    """Figures on the shared 2-core dev box (35-45 MB series.json, 1M points, 4 columns):
+    json.loads 300-420 ms, validate ~20 ms (5-7 %; an exact per-entry type scan costs ~56 ms,
+    15 %), the exact depth scan ~50 ms (so loads skips it above DEPTH_SCAN_LIMIT)."""
     import time
 
     n = 1_000_000
