@@ -767,7 +767,7 @@ def start(
     name = check_model_name(default_model_name() if model is None else model)
     repo = Repo(store)
     ident = process_identity()
-    claim = {"created_at": now_iso(), "writer": ident, "model": name}
+    claim = {"created_at": now_iso(), "writer": ident, "model": name, "actor": config.actor()}
     number = repo.allocate(name, claim)
     v = Version(repo, name, number)
     v._claim = {**claim, "version": number}
