@@ -887,9 +887,12 @@ class Repo:
                         bad(key, f"unexpected file in the {area} log")
                         continue
                     try:
-                        self.read_json(key)
+                        ev = self.read_json(key)
                     except (CorruptRecordError, KeyNotFound) as exc:
                         bad(key, str(exc))
+                        continue
+                    if area == "aliases" and ev.get("seq") is not None and int(ev["seq"]) != int(name[:-5]):
+                        bad(key, f"alias event numbered {ev['seq']} is stored as {name}: the history is out of order")
             gone = self.deleted(model)
             for name in self.store.list(f"{base_model}/versions"):
                 n = _num(name)
@@ -913,9 +916,14 @@ class Repo:
                         continue
                     records_checked += 1
                     try:
-                        self.read_json(key)
+                        rec = self.read_json(key)
                     except (CorruptRecordError, KeyNotFound) as exc:
                         bad(key, str(exc))
+                        continue
+                    if key.endswith("/claim.json") and (
+                        rec.get("version") not in (None, n) or rec.get("model") not in (None, model)
+                    ):
+                        bad(key, f"claims {rec.get('model')}@v{rec.get('version')}, but is stored as {model}@v{n}")
                 chunks = sorted(int(k.rsplit("/", 1)[-1][:-5]) for k in has if _CHUNK.fullmatch(k))
                 if "final.json" in has:
                     try:
