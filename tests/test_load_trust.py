@@ -117,14 +117,19 @@ def test_damaged_blob_is_never_handed_out(tmp_path: Path, store_uri: str) -> Non
     assert not list((tmp_path / "cache").rglob("model.json"))
 
 
-def test_blob_replaced_by_symlink_is_not_followed(tmp_path: Path, store_uri: str) -> None:
+def _secret_and_stored_blob(tmp_path: Path, store_uri: str) -> tuple[Path, Path]:
+    """A credentials file outside the store, and the blob file of a logged model."""
     secret = tmp_path / "credentials"
     secret.write_text("aws_secret_access_key = hunter2")
     src = tmp_path / "model.json"
     src.write_text('{"a": 1}')
     with mt.start("m", store=store_uri) as v:
         (art,) = v.log_artifact(src, kind="model")
-    blob = Path(store_uri) / "blobs" / "sha256" / art["sha256"][:2] / art["sha256"]
+    return secret, Path(store_uri) / "blobs" / "sha256" / art["sha256"][:2] / art["sha256"]
+
+
+def test_blob_replaced_by_symlink_is_not_followed(tmp_path: Path, store_uri: str) -> None:
+    secret, blob = _secret_and_stored_blob(tmp_path, store_uri)
     blob.unlink()
     blob.symlink_to(secret)
     with pytest.raises(CorruptRecordError):
@@ -172,13 +177,7 @@ def test_push_never_copies_a_damaged_or_linked_blob(tmp_path: Path, store_uri: s
     import subprocess
     import sys
 
-    secret = tmp_path / "credentials"
-    secret.write_text("aws_secret_access_key = hunter2")
-    src = tmp_path / "model.json"
-    src.write_text('{"a": 1}')
-    with mt.start("m", store=store_uri) as v:
-        (art,) = v.log_artifact(src, kind="model")
-    blob = Path(store_uri) / "blobs" / "sha256" / art["sha256"][:2] / art["sha256"]
+    secret, blob = _secret_and_stored_blob(tmp_path, store_uri)
     blob.unlink()
     if damage == "symlink":
         blob.symlink_to(secret)

@@ -146,8 +146,10 @@ class LocalStore(Store):
             return
         except OSError as exc:
             raise self._oserror(exc, key) from exc
-        # Drop directories left empty, up to the store root.
-        parent = path.parent
+        self._prune(path.parent)
+
+    def _prune(self, parent: Path) -> None:
+        """Drop directories left empty, up to the store root."""
         while parent != self.root:
             try:
                 parent.rmdir()
@@ -277,13 +279,7 @@ class LocalStore(Store):
             _unlink_quietly(aside)
             return False
         _unlink_quietly(aside)
-        parent = path.parent
-        while parent != self.root:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
+        self._prune(path.parent)
         return True
 
     def size(self, key: str) -> int:
