@@ -29,6 +29,7 @@ takes over every other queue.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -42,11 +43,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, cast
 
 from . import config
 from ._util import now_iso, process_identity
-from .errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError
+from .errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError, StoreNotWritableError
 from .stores.base import Store, check_key, dumps, file_sha256
 
 try:
@@ -84,9 +85,13 @@ class Queue:
         name = f"{int(time.time() * 1000):013d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         q = cls(store_dir / name)
         q.path.mkdir(parents=True)
-        if not q.try_lock():  # pragma: no cover - a fresh directory cannot be locked by others
-            raise StoreError(f"cannot lock new spool queue {q.path}")
-        _write_atomic(q.path / "owner.json", dumps({**process_identity(), "created_at": now_iso()}))
+        try:
+            if not q.try_lock():  # pragma: no cover - a fresh directory cannot be locked by others
+                raise StoreError(f"cannot lock new spool queue {q.path}")
+            _write_atomic(q.path / "owner.json", dumps({**process_identity(), "created_at": now_iso()}))
+        except BaseException:
+            q.destroy()  # no empty queue left behind (e.g. on a full disk)
+            raise
         return q
 
     @property
@@ -152,20 +157,30 @@ class Queue:
             _write_atomic(self.path / "state.json", dumps(state))
 
     def add(self, op: Op, data: bytes | None = None, src: Path | None = None) -> Op:
-        """Persist ``op`` (and its payload) so that it survives the process."""
-        if data is not None:
-            _write_atomic(self.data_path(op.seq), data)
-            op.size = len(data)
-        elif src is not None:
-            op.sha256, op.size = _copy_hashing(src, self.data_path(op.seq))
-        op.time = op.time or now_iso()
-        _write_atomic(self.op_path(op.seq), dumps(asdict(op)))
+        """Persist ``op`` (and its payload) so that it survives the process.
+
+        Raises:
+            OSError: the spool cannot be written (nothing of ``op`` is left in it then).
+        """
+        try:
+            if data is not None:
+                _write_atomic(self.data_path(op.seq), data)
+                op.size = len(data)
+            elif src is not None:
+                op.sha256, op.size = _copy_hashing(src, self.data_path(op.seq))
+            op.time = op.time or now_iso()
+            _write_atomic(self.op_path(op.seq), dumps(asdict(op)))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.data_path(op.seq).unlink(missing_ok=True)
+            raise
         return op
 
     def remove(self, op: Op) -> None:
         # The .op goes first: a payload without its .op is garbage, never a half operation.
+        # A spool that became read-only keeps the files: replaying a published op is harmless.
         for p in (self.op_path(op.seq), self.data_path(op.seq)):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 p.unlink()
 
     def destroy(self) -> None:
@@ -183,6 +198,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def _unreadable_source(exc: OSError, src: Path) -> bool:
+    """Whether ``exc`` (from copying ``src`` into the spool) is about ``src`` rather than the
+    spool. ``shutil`` names both files on errors of the copy itself, e.g. a full disk."""
+    if exc.errno in _NO_ROOM or exc.filename2 is not None or exc.filename is None:
+        return False
+    return Path(exc.filename) == src
 
 
 def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
@@ -205,6 +231,21 @@ def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
 
 
 # ---------------------------------------------------------------------- applying operations
+class _Headed(Protocol):
+    """A store that declares ``supports_head = True`` (the S3 store)."""
+
+    def head(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_file(
+        self,
+        key: str,
+        src: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None: ...
+
+
 def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None] | None = None) -> None:
     """Publish one spooled operation on ``remote``. Replaying it is harmless.
 
@@ -241,11 +282,10 @@ def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None
     elif op.op == OP_PUT:
         if _has_content(remote, op):
             return
-        put = remote.put_file
-        if hasattr(remote, "head"):  # S3Store: pass the known checksum and report progress
-            put(op.key, data_path, sha256=op.sha256, progress=progress)  # type: ignore[call-arg]
+        if getattr(remote, "supports_head", False):  # S3Store: pass the known checksum and report progress
+            cast(_Headed, remote).put_file(op.key, data_path, sha256=op.sha256, progress=progress)
         else:
-            put(op.key, data_path)
+            remote.put_file(op.key, data_path)
     else:
         warnings.warn(
             f"modeltrack: unknown spooled operation {op.op!r} on {op.key}; dropped", ModelTrackWarning, stacklevel=2
@@ -254,10 +294,9 @@ def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None
 
 def _has_content(remote: Store, op: Op) -> bool:
     """Whether ``remote`` already holds exactly the bytes ``op`` would upload."""
-    head = getattr(remote, "head", None)
-    if head is None:
+    if not getattr(remote, "supports_head", False):
         return bool(op.key.rsplit("/", 1)[-1] == op.sha256 and remote.exists(op.key))
-    got = head(op.key)
+    got = cast(_Headed, remote).head(op.key)
     if got is None or got["size"] != op.size:
         return False
     if got.get("sha256"):
@@ -447,12 +486,31 @@ class SpoolingStore(Store):
             self._queue = Queue.create(self.spool.store_dir(self.uri, create=True))
         return self._queue
 
+    def _not_written(self, exc: OSError, what: str) -> StoreNotWritableError:
+        """The error for a spool that cannot be written (full, read-only, gone)."""
+        why = exc.strerror or type(exc).__name__
+        where = self._queue.path if self._queue is not None else self.spool.root
+        return StoreNotWritableError(
+            f"cannot write to the spool {where} ({why}), so {what} for {self.uri} was not recorded; free space "
+            f"there or set MODELTRACK_SPOOL to a directory on a bigger, writable disk",
+            uri=self.uri,
+        )
+
     def _enqueue(self, kind: str, key: str, data: bytes | None = None, src: Path | None = None) -> Op:
         check_key(key)
         with self._enqueue_lock:
-            queue = self._ensure_queue()
-            self._seq += 1
-            op = queue.add(Op(self._seq, kind, key), data=data, src=src)
+            try:
+                queue = self._ensure_queue()
+                self._seq += 1
+                op = queue.add(Op(self._seq, kind, key), data=data, src=src)
+            except OSError as exc:
+                if src is not None and _unreadable_source(exc, src):
+                    raise StoreError(
+                        f"cannot read {src} ({exc.strerror or exc}) to upload it as {key}; check that the file "
+                        f"exists and is readable",
+                        uri=self.uri,
+                    ) from exc
+                raise self._not_written(exc, f"the {kind} of {key}") from exc
             self._register(queue, op)
         return op
 
@@ -464,21 +522,37 @@ class SpoolingStore(Store):
             the SHA-256 and size of the copy, and ``commit(key)``: queue the upload of the
             copy under ``key``, or with ``None`` discard the copy.
         """
+        source = Path(src)
         with self._enqueue_lock:
-            queue = self._ensure_queue()
+            try:
+                queue = self._ensure_queue()
+            except OSError as exc:
+                raise self._not_written(exc, f"the upload of {source}") from exc
             self._seq += 1
             seq = self._seq
         data = queue.data_path(seq)
-        sha, size = _copy_hashing(Path(src), data)
+        try:
+            sha, size = _copy_hashing(source, data)  # removes its partial copy on failure
+        except OSError as exc:
+            if _unreadable_source(exc, source):
+                raise StoreError(
+                    f"cannot read {source} ({exc.strerror or exc}) to upload it; check that the file exists and "
+                    f"is readable",
+                    uri=self.uri,
+                ) from exc
+            raise self._not_written(exc, f"the upload of {source}") from exc
 
         def commit(key: str | None) -> None:
             if key is None:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     data.unlink()
                 return
             check_key(key)
             with self._enqueue_lock:
-                op = queue.add(Op(seq, OP_PUT, key, size=size, sha256=sha))
+                try:
+                    op = queue.add(Op(seq, OP_PUT, key, size=size, sha256=sha))  # drops the copy on failure
+                except OSError as exc:
+                    raise self._not_written(exc, f"the upload of {source} as {key}") from exc
                 self._register(queue, op)
 
         return sha, size, commit

@@ -14,8 +14,17 @@ Guarantees, as on the local store:
 
 Credentials, region and endpoint come from the standard AWS configuration (environment,
 ``~/.aws/config``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``…); modeltrack never writes them.
-Every botocore error is translated into a :class:`~modeltrack.errors.StoreError` in one
-place, :meth:`S3Store._translate`.
+Every boto3/botocore/urllib3 error is translated into a :class:`~modeltrack.errors.StoreError`
+in one place, :meth:`S3Store._translate`.
+
+Nothing waits on the endpoint without bound: each request has a connect timeout
+(``MODELTRACK_S3_CONNECT_TIMEOUT``, 5 s), a read timeout (``MODELTRACK_S3_READ_TIMEOUT``,
+10 s; ``MODELTRACK_S3_TRANSFER_TIMEOUT``, 60 s, per part of a file transfer) and
+``MODELTRACK_S3_RETRIES`` (2) retries, so an endpoint that accepts connections and never
+answers costs a small request about 30 s; after that the store answers
+:class:`~modeltrack.errors.StoreUnavailableError` at once, letting one probe at a time
+through, until the endpoint answers again. File transfers run on daemon threads, so a
+transfer hung at exit does not keep a finished process alive.
 
 Example:
     >>> store = open_store("s3://ml-models/team-a")        # doctest: +SKIP
@@ -27,18 +36,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.exceptions as bex
-from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
+import urllib3.exceptions as u3exc
+from boto3.exceptions import Boto3Error, S3UploadFailedError
+from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
+from s3transfer.futures import BaseExecutor
+from s3transfer.manager import TransferManager
 
 from .. import config
 from ..errors import KeyNotFound, StoreError, StoreNotWritableError, StoreUnavailableError
@@ -83,7 +98,9 @@ _OFFLINE = (
     bex.IncompleteReadError,
     bex.HTTPClientError,
     bex.ConnectionError,
+    u3exc.HTTPError,
 )
+_TIMEOUTS = (bex.ConnectTimeoutError, bex.ReadTimeoutError, u3exc.TimeoutError, TimeoutError)
 _WRITES = ("write", "create", "delete", "upload")
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
@@ -110,25 +127,145 @@ def _client_key() -> tuple[Any, ...]:
     return (os.getpid(), digest)
 
 
-def s3_client() -> Any:
+def _timeouts() -> tuple[float, float, float, int]:
+    """The connect, small-request read and transfer read timeouts, and the retries."""
+    return (config.s3_connect_timeout(), config.s3_read_timeout(), config.s3_transfer_timeout(), config.s3_retries())
+
+
+def s3_client(*, transfer: bool = False) -> Any:
     """A boto3 S3 client for the current AWS configuration (shared within a process).
 
-    Clients are thread-safe and slow to create, so one is kept per set of AWS settings;
-    a forked child gets its own (connection pools do not survive ``fork``).
+    Every request is bounded: ``MODELTRACK_S3_CONNECT_TIMEOUT`` to connect,
+    ``MODELTRACK_S3_READ_TIMEOUT`` for an answer (``MODELTRACK_S3_TRANSFER_TIMEOUT`` per part
+    on the ``transfer`` client, used for file uploads and downloads), and
+    ``MODELTRACK_S3_RETRIES`` retries in botocore's standard mode. Clients are thread-safe
+    and slow to create, so one is kept per set of settings; a forked child gets its own
+    (connection pools do not survive ``fork``).
     """
-    key = _client_key()
+    connect, read, transfer_read, retries = _timeouts()
+    key = (*_client_key(), connect, read, transfer_read, retries, transfer)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
             cfg = Config(
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=60,
+                retries={"max_attempts": retries, "mode": "standard"},
+                connect_timeout=connect,
+                read_timeout=transfer_read if transfer else read,
                 max_pool_connections=max(10, config.s3_concurrency() + 2),
             )
             client = boto3.session.Session().client("s3", config=cfg)
             _CLIENTS[key] = client
         return client
+
+
+class _DaemonExecutor(BaseExecutor):
+    """The thread pool of s3transfer, with daemon threads.
+
+    ``concurrent.futures.ThreadPoolExecutor`` (boto3's default) makes the interpreter wait at
+    exit for the request each worker is running: a part upload hung on an endpoint that
+    stopped answering kept a finished training process alive for minutes. Daemon threads
+    end with the process; what they were uploading stays in the spool for ``sync``.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self._max = max(1, max_workers or 1)
+        self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._tasks.put((future, fn, args, kwargs))
+        with self._lock:
+            if len(self._threads) < self._max:
+                t = threading.Thread(target=self._work, name="modeltrack-s3-transfer", daemon=True)
+                self._threads.append(t)
+                t.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._tasks.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._tasks.put(None)
+        if wait:
+            for t in threads:
+                t.join()
+
+
+def _transfer(client: Any, cfg: TransferConfig) -> S3Transfer:
+    """boto3's ``S3Transfer`` (what ``client.upload_file`` uses), on daemon threads."""
+    return S3Transfer(manager=TransferManager(client, cfg, executor_cls=_DaemonExecutor))
+
+
+class _Health:
+    """Whether the endpoint answers, so that a store that stopped answering is not waited
+    on again and again (one per :class:`S3Store`).
+
+    A small request that times out (after botocore's retries), or one still unanswered
+    after a full attempt, marks the endpoint *down*. While it is down, one request at a
+    time (the *probe*, at most every ``cooldown`` seconds) goes to the network and every
+    other fails at once with :class:`StoreUnavailableError`; any answer of the server
+    marks it up again.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down_since: float | None = None
+        self.reason = ""
+        self.probe_at = 0.0
+        self.probing: int | None = None
+        self.inflight: dict[int, float] = {}  # token -> start of small requests in flight
+        self._tokens = 0
+
+    def enter(self, small: bool, patience: float) -> tuple[int, str | None]:
+        """Register a request; returns its token and, if it must not be sent, why."""
+        now = time.monotonic()
+        with self.lock:
+            self._tokens += 1
+            token = self._tokens
+            if self.down_since is None:
+                stuck = [t for t in self.inflight.values() if now - t > patience]
+                if stuck:
+                    self.down_since = min(stuck)
+                    self.reason = f"a request has waited {now - min(stuck):.0f} s for an answer"
+                    self.probe_at = now + patience
+            if self.down_since is not None:
+                if self.probing is not None or now < self.probe_at:
+                    return token, f"it has not answered for {now - self.down_since:.0f} s ({self.reason})"
+                self.probing = token
+            if small:
+                self.inflight[token] = now
+            return token, None
+
+    def leave(self, token: int, outcome: str | None, cooldown: float) -> None:
+        """``outcome``: None (the server answered), "timeout", or "other" (nothing learnt)."""
+        now = time.monotonic()
+        with self.lock:
+            self.inflight.pop(token, None)
+            probe = self.probing == token
+            if probe:
+                self.probing = None
+            if outcome is None:
+                self.down_since = None
+            elif outcome == "timeout":
+                if self.down_since is None:
+                    self.down_since = now
+                    self.reason = "a request timed out"
+                self.probe_at = now + cooldown
 
 
 class S3Store(Store):
@@ -145,6 +282,9 @@ class S3Store(Store):
 
     #: checksum the server verifies on every part of an upload (botocore's default is CRC32)
     CHECKSUM_ALGORITHM = "CRC32"
+    #: declared capability for the spool: :meth:`head` answers size and SHA-256 in one request,
+    #: and :meth:`put_file` takes ``sha256=`` and ``progress=``
+    supports_head = True
 
     def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
         prefix = prefix.strip("/")
@@ -167,6 +307,7 @@ class S3Store(Store):
         self.prefix = prefix
         self.uri = uri
         self._client = client
+        self._health = _Health()
 
     @classmethod
     def from_uri(cls, uri: str) -> S3Store:
@@ -200,9 +341,13 @@ class S3Store(Store):
     # ------------------------------------------------------------------ plumbing
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = s3_client()
-        return self._client
+        """The client for small requests (``MODELTRACK_S3_READ_TIMEOUT``)."""
+        return self._client if self._client is not None else s3_client()
+
+    @property
+    def transfer_client(self) -> Any:
+        """The client for file transfers (``MODELTRACK_S3_TRANSFER_TIMEOUT`` per part)."""
+        return self._client if self._client is not None else s3_client(transfer=True)
 
     def _k(self, key: str) -> str:
         check_key(key)
@@ -222,19 +367,43 @@ class S3Store(Store):
 
     @contextmanager
     def _translate(self, op: str, key: str = "") -> Iterator[None]:
-        """Turn every boto3/botocore error of ``op`` on ``key`` into a modeltrack error.
+        """Run the boto3 calls of ``op`` on ``key``, turning every boto3, botocore, s3transfer,
+        urllib3 and socket error into a modeltrack error (``raise … from exc``).
 
-        ``op`` is one of read, write, create, delete, list, upload, download, check.
+        ``op`` is one of read, write, create, delete, list, upload, download, check. While
+        the endpoint does not answer (see :class:`_Health`) the call fails at once.
         """
+        connect, read, _, retries = _timeouts()
+        where = f"{self.uri}/{key}" if key else self.uri
+        token, refused = self._health.enter(op not in ("upload", "download", "list"), connect + read)
+        if refused is not None:
+            raise StoreUnavailableError(
+                f"{self._endpoint()} is not answering, so {op} of {where} was not tried: {refused}; check the "
+                f"network and AWS_ENDPOINT_URL — a running training keeps its data in the spool, "
+                f"`modeltrack sync` uploads it",
+                uri=self.uri,
+            )
+        outcome: str | None = "other"
         try:
             yield
+            outcome = None
         except S3UploadFailedError as exc:
             cause = exc.__context__
             if isinstance(cause, bex.ClientError):
+                outcome = None
                 raise self._client_error(cause, op, key) from exc
-            raise StoreError(f"upload of {key} to {self.uri} failed: {exc}", uri=self.uri) from exc
+            if isinstance(cause, _TIMEOUTS):
+                outcome = "timeout"
+                raise self._timeout_error(cause, op, where, connect, read, retries) from exc
+            raise StoreUnavailableError(
+                f"upload of {key} to {self.uri} failed: {exc}; it stays spooled and is retried", uri=self.uri
+            ) from exc
         except bex.ClientError as exc:
+            outcome = None  # the server answered
             raise self._client_error(exc, op, key) from exc
+        except KeyNotFound:
+            outcome = None
+            raise
         except (
             bex.NoCredentialsError,
             bex.PartialCredentialsError,
@@ -246,6 +415,9 @@ class S3Store(Store):
                 f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`",
                 uri=self.uri,
             ) from exc
+        except _TIMEOUTS as exc:
+            outcome = "timeout"
+            raise self._timeout_error(exc, op, where, connect, read, retries) from exc
         except _OFFLINE as exc:
             raise StoreUnavailableError(
                 f"cannot reach {self._endpoint()} for {self.uri} ({type(exc).__name__}); check the network and "
@@ -253,7 +425,62 @@ class S3Store(Store):
                 uri=self.uri,
             ) from exc
         except bex.BotoCoreError as exc:
-            raise StoreError(f"{op} of {key or self.uri} failed: {exc}", uri=self.uri) from exc
+            raise StoreError(f"{op} of {where} failed: {exc}", uri=self.uri) from exc
+        except Boto3Error as exc:
+            raise StoreUnavailableError(
+                f"{op} of {where} failed ({type(exc).__name__}: {exc}); retry later — `modeltrack sync` uploads "
+                f"what a training run spooled",
+                uri=self.uri,
+            ) from exc
+        except OSError as exc:
+            if op in ("upload", "download") and getattr(exc, "filename", None):
+                raise StoreError(
+                    f"{op} of {where} failed on the local file {exc.filename} ({exc.strerror or exc}); check "
+                    f"that it exists and the disk has room",
+                    uri=self.uri,
+                ) from exc
+            raise StoreUnavailableError(
+                f"connection to {self._endpoint()} for {self.uri} failed ({type(exc).__name__}: {exc}); check the "
+                f"network and AWS_ENDPOINT_URL — a running training keeps its data in the spool, "
+                f"`modeltrack sync` uploads it",
+                uri=self.uri,
+            ) from exc
+        finally:
+            self._health.leave(token, outcome, read)
+
+    def _incomplete(self, op: str, key: str) -> StoreUnavailableError:
+        """A 200 answer that lost its headers or body on the way (a connection cut in the
+        middle of the headers reads as a bare, empty success)."""
+        where = f"{self.uri}/{key}" if key else self.uri
+        return StoreUnavailableError(
+            f"{self._endpoint()} sent an incomplete answer to {op} of {where} (the connection broke off); "
+            f"retry later, and check the network or proxy in between",
+            uri=self.uri,
+        )
+
+    def _check_page(self, page: dict[str, Any], prefix: str) -> None:
+        # Every ListObjectsV2 answer says IsTruncated: a page without it was cut short, and
+        # taking it for an empty listing could make gc believe that nothing is referenced.
+        if "IsTruncated" not in page:
+            raise self._incomplete("list", prefix)
+
+    def _timeout_error(
+        self, exc: BaseException, op: str, where: str, connect: float, read: float, retries: int
+    ) -> StoreUnavailableError:
+        transfer = op in ("upload", "download")
+        if isinstance(exc, (bex.ConnectTimeoutError, u3exc.ConnectTimeoutError)):
+            what, limit, setting = "accept a connection", connect, "MODELTRACK_S3_CONNECT_TIMEOUT"
+        elif transfer:
+            what, limit, setting = "answer", config.s3_transfer_timeout(), "MODELTRACK_S3_TRANSFER_TIMEOUT"
+        else:
+            what, limit, setting = "answer", read, "MODELTRACK_S3_READ_TIMEOUT"
+        tries = f"{retries + 1} attempts" if retries else "1 attempt"
+        return StoreUnavailableError(
+            f"{self._endpoint()} did not {what} within {limit:g} s ({tries}) for {op} of {where}; check the "
+            f"network and AWS_ENDPOINT_URL, or raise {setting} / MODELTRACK_S3_RETRIES — a running training "
+            f"keeps its data in the spool, `modeltrack sync` uploads it",
+            uri=self.uri,
+        )
 
     def _client_error(self, exc: bex.ClientError, op: str, key: str) -> StoreError:
         err = exc.response.get("Error", {})
@@ -299,7 +526,10 @@ class S3Store(Store):
     def read(self, key: str) -> bytes:
         with self._translate("read", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
-            return bytes(resp["Body"].read())
+            data = bytes(resp["Body"].read())
+            if not data and "ContentLength" not in resp:
+                raise self._incomplete("read", key)
+            return data
 
     def write(self, key: str, data: bytes) -> None:
         with self._translate("write", key):
@@ -403,9 +633,11 @@ class S3Store(Store):
         try:
             with self._translate("check", key):
                 resp = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+                if "ContentLength" not in resp:
+                    raise self._incomplete("check", key)
         except KeyNotFound:
             return None
-        return {"size": int(resp.get("ContentLength", 0)), "sha256": (resp.get("Metadata") or {}).get("sha256")}
+        return {"size": int(resp["ContentLength"]), "sha256": (resp.get("Metadata") or {}).get("sha256")}
 
     def list(self, prefix: str) -> list[str]:
         start = self._dir(prefix)
@@ -415,6 +647,7 @@ class S3Store(Store):
                 Bucket=self.bucket, Prefix=start, Delimiter="/"
             )
             for page in pages:
+                self._check_page(page, prefix)
                 for cp in page.get("CommonPrefixes") or []:
                     name = cp["Prefix"][len(start) :].rstrip("/")
                     if name:
@@ -431,6 +664,7 @@ class S3Store(Store):
         keys: list[str] = []
         with self._translate("list", prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+                self._check_page(page, prefix)
                 keys.extend(obj["Key"][len(base) :] for obj in page.get("Contents") or [])
         yield from sorted(k for k in keys if k and not k.endswith("/"))
 
@@ -464,10 +698,8 @@ class S3Store(Store):
             multipart_threshold=part, multipart_chunksize=part, max_concurrency=config.s3_concurrency()
         )
         extra = {"ChecksumAlgorithm": self.CHECKSUM_ALGORITHM, "Metadata": {"sha256": sha256}}
-        with self._translate("upload", key):
-            self.client.upload_file(
-                str(path), self.bucket, self._k(key), ExtraArgs=extra, Config=transfer, Callback=progress
-            )
+        with self._translate("upload", key), _transfer(self.transfer_client, transfer) as t:
+            t.upload_file(str(path), self.bucket, self._k(key), extra_args=extra, callback=progress)
         got = self.head(key)
         if got is None or got["size"] != size or got["sha256"] != sha256:
             raise StoreError(
@@ -483,7 +715,9 @@ class S3Store(Store):
         try:
             with self._translate("download", key):
                 try:
-                    self.client.download_file(self.bucket, self._k(key), str(tmp))
+                    cfg = TransferConfig(num_download_attempts=config.s3_retries() + 1)
+                    with _transfer(self.transfer_client, cfg) as t:
+                        t.download_file(self.bucket, self._k(key), str(tmp))
                 except bex.ClientError as exc:
                     # download_file HEADs first, and a HEAD of an absent key answers a bare 404.
                     if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND:
@@ -503,9 +737,13 @@ class S3Store(Store):
         """Hex SHA-256 of the content, computed from the bytes read back (what ``verify`` needs)."""
         h = hashlib.sha256()
         with self._translate("read", key):
-            body = self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"]
-            for block in body.iter_chunks(CHUNK):
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+            size = 0
+            for block in resp["Body"].iter_chunks(CHUNK):
                 h.update(block)
+                size += len(block)
+            if not size and "ContentLength" not in resp:
+                raise self._incomplete("read", key)
         return h.hexdigest()
 
     def check_writable(self) -> None:
