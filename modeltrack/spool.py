@@ -281,6 +281,9 @@ def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None
                 )
     elif op.op == OP_PUT:
         if _has_content(remote, op):
+            # Re-used, not re-sent: refresh its age so a concurrent gc keeps it (its
+            # reference is published right after, in order).
+            remote.touch(op.key)
             return
         if getattr(remote, "supports_head", False):  # S3Store: pass the known checksum and report progress
             cast(_Headed, remote).put_file(op.key, data_path, sha256=op.sha256, progress=progress)

@@ -90,3 +90,25 @@ def test_keys_cannot_escape(any_store: str) -> None:
     for bad in ("../x", "/abs", "a/../b", "a//b", ""):
         with pytest.raises(ValueError):
             s.write(bad, b"x")
+
+
+def test_touch_modified_and_delete_if_older(any_store: str) -> None:
+    """The gc-safety capabilities: a touched key is young again, and an old key is deleted
+    only when it was not touched since the cutoff."""
+    import time
+
+    s = open_store(any_store)
+    assert s.touch("blobs/x") is False
+    assert s.modified("blobs/x") is None
+    s.write("blobs/x", b"data")
+    first = s.modified("blobs/x")
+    assert first is not None and abs(first - time.time()) < 120
+    time.sleep(1.1)  # S3's LastModified has one-second resolution
+    assert s.touch("blobs/x") is True
+    second = s.modified("blobs/x")
+    assert second is not None and second > first
+    assert s.read("blobs/x") == b"data"
+    assert s.delete_if_older("blobs/x", cutoff=second - 0.5) is False  # touched after the cutoff
+    assert s.exists("blobs/x")
+    assert s.delete_if_older("blobs/x", cutoff=time.time() + 5) is True
+    assert not s.exists("blobs/x")

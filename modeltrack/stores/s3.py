@@ -639,6 +639,36 @@ class S3Store(Store):
             return None
         return {"size": int(resp["ContentLength"]), "sha256": (resp.get("Metadata") or {}).get("sha256")}
 
+    def modified(self, key: str) -> float | None:
+        """The object's ``LastModified`` (epoch seconds), None if absent."""
+        try:
+            with self._translate("check", key):
+                resp = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except KeyNotFound:
+            return None
+        when = resp.get("LastModified")
+        return when.timestamp() if when is not None else None
+
+    def touch(self, key: str) -> bool:
+        """Refresh ``LastModified`` by copying the object onto itself (a server-side copy,
+        metadata kept), so that gc's grace period protects a blob being re-used."""
+        try:
+            with self._translate("check", key):
+                head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except KeyNotFound:
+            return False
+        if int(head.get("ContentLength") or 0) > 5 * 1024**3:
+            return True  # too large for one copy request; its age is left as it is
+        with self._translate("write", key):
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self._k(key),
+                CopySource={"Bucket": self.bucket, "Key": self._k(key)},
+                Metadata=head.get("Metadata") or {},
+                MetadataDirective="REPLACE",
+            )
+        return True
+
     def list(self, prefix: str) -> list[str]:
         start = self._dir(prefix)
         names: set[str] = set()
