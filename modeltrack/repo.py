@@ -393,7 +393,10 @@ class Repo:
         for a, n in aliases.items():
             by_version.setdefault(n, []).append(a)
         cache = index.open_index(f"{self.store.uri}#{self.store_id}") if self.store_id else None
-        cached = cache.get_model(model) if cache else {}
+        # Where the store can fingerprint files cheaply, a cached row is used only while its
+        # final.json is the one it was made from: the index never contradicts the files.
+        stamps = self.final_stamps(model, nums) if cache and self.store.has_stamps else None
+        cached = cache.get_model(model, stamps=stamps) if cache else {}
         fresh: list[tuple[int, dict[str, Any]]] = []
         out = []
         for n in nums:
@@ -432,7 +435,16 @@ class Repo:
                 }
             )
         if cache and fresh:
-            cache.put_many(model, fresh)
+            cache.put_many(model, fresh, stamps=stamps)
+        return out
+
+    def final_stamps(self, model: str, nums: Iterable[int]) -> dict[int, str]:
+        """Fingerprints of the ``final.json`` of each version that has one (see ``Store.stamp``)."""
+        out = {}
+        for n in nums:
+            st = self.store.stamp(vkey(model, n, "final.json"))
+            if st is not None:
+                out[n] = st
         return out
 
     def models_summary(self) -> list[dict[str, Any]]:

@@ -636,7 +636,10 @@ class Version:
 
             cache = index.open_index(f"{self.repo.store.uri}#{self.repo.store_id}")
             if cache is not None:
-                cache.put_many(self.model, [(self.number, self.repo.summary(self.model, self.number, final))])
+                stamps = self.repo.final_stamps(self.model, [self.number]) if self.repo.store.has_stamps else None
+                cache.put_many(
+                    self.model, [(self.number, self.repo.summary(self.model, self.number, final))], stamps=stamps
+                )
         # The chunks this writer published (no listing: the store may be unreachable now).
         for seq in range(1, self._chunk_seq + 1):
             self.store.delete(vkey(self.model, self.number, f"metrics/{seq:06d}.json"))

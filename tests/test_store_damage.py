@@ -205,3 +205,15 @@ def test_cli_on_damaged_store_prints_one_line(template: Path, tmp_path: Path, ca
         assert out.returncode in (0, 1), (args, out.returncode, out.stderr)
     verify = subprocess.run([sys.executable, "-m", "modeltrack", "verify"], env=env, capture_output=True, text=True)
     assert verify.returncode == 1 and "DAMAGED" in verify.stdout
+
+
+def test_listing_index_never_contradicts_the_files(store_uri: str) -> None:
+    with mt.start("m", store=store_uri) as v:
+        v.log_metrics({"loss": 0.5}, epoch=0)
+    assert mt.versions("m", store=store_uri)[0]["metrics"] == {"loss": 0.5}  # now cached
+    p = Path(store_uri, "models/m/versions/1/final.json")
+    rec = json.loads(p.read_text())
+    rec["status"], rec["metrics"]["loss"]["last"] = "failed", 0.25
+    p.write_text(json.dumps(rec))
+    row = mt.versions("m", store=store_uri)[0]
+    assert row["status"] == "failed" and row["metrics"] == {"loss": 0.25}

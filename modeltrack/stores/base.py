@@ -44,6 +44,8 @@ class Store(ABC):
     """A place that holds bytes under keys, with atomic publish and create-if-absent."""
 
     uri: str
+    #: whether :meth:`stamp` gives cheap fingerprints (the listing index checks its rows with them)
+    has_stamps: bool = False
 
     @abstractmethod
     def read(self, key: str) -> bytes:
@@ -117,6 +119,11 @@ class Store(ABC):
         if the touch fails, the blob is gone and the writer uploads it again.
         """
         return self.exists(key)
+
+    def stamp(self, key: str) -> str | None:
+        """A cheap fingerprint of ``key``'s current value (size and modification time), or
+        None (absent, or the backend has none: see :attr:`has_stamps`)."""
+        return None
 
     def modified(self, key: str) -> float | None:
         """When ``key`` was last written or touched (epoch seconds); None when unknown."""

@@ -249,6 +249,15 @@ class LocalStore(Store):
         except OSError as exc:
             raise self._oserror(exc, key) from exc
 
+    has_stamps = True
+
+    def stamp(self, key: str) -> str | None:
+        try:
+            st = os.stat(self._str(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
     def modified(self, key: str) -> float | None:
         try:
             return os.lstat(self._str(key)).st_mtime
