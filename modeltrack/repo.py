@@ -486,6 +486,8 @@ class Repo:
 
     def previous_finished(self, model: str, number: int) -> int | None:
         """The newest finished version of ``model`` older than ``number`` (the changelog's base)."""
+        if number <= 1:
+            return None
         gone = self.deleted(model)
         for n in range(number - 1, 0, -1):
             if n in gone or not self.store.exists(vkey(model, n, "claim.json")):

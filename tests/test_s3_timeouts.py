@@ -362,3 +362,30 @@ def test_a_missing_source_file_is_a_store_error_not_a_spool_error(tmp_path: Path
         with pytest.raises(StoreError, match="missing.bin") as info:
             call()
         assert not isinstance(info.value, StoreNotWritableError)
+
+
+# ---------------------------------------------------------------------- tags and notes during an outage
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["blackhole", "500"])
+def test_tags_and_notes_during_an_outage_are_spooled(
+    s3_server: Any, proxy: FaultProxy, fast: None, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELTRACK_STRICT", "0")
+    uri = s3_server.new_store_uri()
+    v = mt.start("m", store=uri)
+    proxy.mode = fault
+    started = time.monotonic()
+    for i in range(20):  # never raises into training, never waits on the network
+        v.set_tags(**{f"k{i}": str(i)})
+        v.set_notes(f"notes {i}")
+        v.log_metrics({"loss": 1.0 / (i + 1)}, step=i)
+    spent = time.monotonic() - started
+    print(f"20 set_tags + set_notes during a {fault}: {spent:.3f} s")
+    assert spent < 2.0
+    v.finish()  # gives up waiting after MODELTRACK_UPLOAD_TIMEOUT; the uploader keeps trying
+    proxy.mode = "pass"
+    assert v.store.drain(60)  # this live process owns its queue and publishes it itself
+    rec = mt.show("m@v1", store=uri)
+    assert rec["status"] == "finished"
+    assert rec["tags"] == {f"k{i}": str(i) for i in range(20)}
+    assert rec["notes"] == "notes 19"
