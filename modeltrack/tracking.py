@@ -328,8 +328,15 @@ class Version:
             FileNotFoundError: ``path`` does not exist.
         """
         self._check_open("log_artifact")
-        src = Path(path)
-        if not src.exists():
+        try:
+            src = Path(path)
+            present = src.exists()
+        except (TypeError, ValueError, OSError) as exc:
+            raise InvalidValueError(
+                f"artifact path {path!r:.120} cannot be used ({exc}); pass the path of a file or directory",
+                value=path,
+            ) from None
+        if not present:
             raise FileNotFoundError(f"artifact {str(path)!r} does not exist; log a file or directory that exists")
         base = safe_artifact_path(name if name is not None else src.resolve().name)
         files: list[tuple[Path, str]] = []

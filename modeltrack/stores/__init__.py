@@ -24,13 +24,19 @@ def open_store(uri: str | os.PathLike[str] | Store) -> Store:
     """
     if isinstance(uri, Store):
         return uri
+    if not isinstance(uri, (str, os.PathLike)) or isinstance(uri, bytes):
+        raise StoreError(
+            f"a store must be a path, a URI like s3://bucket/prefix or a Store, got {type(uri).__name__} {uri!r:.60}"
+        )
     text = os.fspath(uri)
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise StoreError(f"invalid store location {text!r:.80}: use a directory path or a store URI", uri=str(text))
     if "://" not in text:
-        return LocalStore(text)
+        return _local(text)
     scheme, rest = text.split("://", 1)
     scheme = scheme.lower()
     if scheme == "file":
-        return LocalStore(rest)
+        return _local(rest)
     if scheme == "memory":
         return MemoryStore.shared(rest)
     if scheme == "s3":
@@ -44,3 +50,10 @@ def open_store(uri: str | os.PathLike[str] | Store) -> Store:
         f"file://PATH, memory://NAME or s3://BUCKET/PREFIX",
         uri=text,
     )
+
+
+def _local(path: str) -> LocalStore:
+    try:
+        return LocalStore(path)
+    except OSError as exc:
+        raise StoreError(f"cannot use {path!r:.120} as a store directory: {exc.strerror or exc}", uri=path) from exc
