@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+from ._version import __version__
 from .api import (
     alias_history,
     artifact_path,
@@ -31,8 +32,6 @@ from .errors import ModelTrackError, ModelTrackWarning
 from .loading import load
 from .repo import Repo
 from .tracking import Version, active_versions, start
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ModelTrackError",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .tracking import report
+from .failures import report
 
 _MISSING = object()
 

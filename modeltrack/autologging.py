@@ -121,7 +121,7 @@ class _PostImportFinder:
 
 
 def _run_hook(cb: Callback, module: ModuleType) -> None:
-    from .tracking import report
+    from .failures import report
 
     try:
         cb(module)

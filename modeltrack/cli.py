@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import os
 import sys
@@ -15,51 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ModelTrackError
+from .output import fmt, print_json, sparkline, table
 from .refs import check_alias_name, parse_ref
 
 #: modules that add more sub-commands: each has ``add_commands(subparsers, common)``
 EXTENSIONS = ("modeltrack.runner", "modeltrack.sync", "modeltrack.ui.cli")
 
 Handler = Callable[[argparse.Namespace], int | None]
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str, allow_nan=False) + "\n")
-
-
-def _fmt(value: Any, width: int = 60) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def table(rows: list[list[Any]], headers: list[str]) -> str:
-    """A plain text table, columns padded to their widest cell."""
-    cells = [[_fmt(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
-SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: Sequence[Any], width: int = 40) -> str:
-    """A one-line chart of ``values`` (downsampled to ``width`` points)."""
-    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not vals:
-        return ""
-    if len(vals) > width:
-        step = len(vals) / width
-        vals = [vals[int(i * step)] for i in range(width - 1)] + [vals[-1]]
-    lo, hi = min(vals), max(vals)
-    span = hi - lo or 1.0
-    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - lo) / span * (len(SPARKS) - 1) + 0.5))] for v in vals)
 
 
 def _repo(args: argparse.Namespace) -> Any:
@@ -72,7 +33,7 @@ def _repo(args: argparse.Namespace) -> Any:
 def cmd_models(args: argparse.Namespace) -> None:
     data = _repo(args).models_summary()
     if args.json:
-        return _print_json(data)
+        return print_json(data)
     if not data:
         print("no models yet; train with modeltrack.start(...) or `modeltrack run -- python train.py`")
         return None
@@ -93,7 +54,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_versions(args: argparse.Namespace) -> None:
     data = _repo(args).versions(args.name)
     if args.json:
-        return _print_json(data)
+        return print_json(data)
     names: list[str] = []
     for v in data:
         names += [k for k in v["metrics"] if k not in names]
@@ -112,7 +73,7 @@ def cmd_versions(args: argparse.Namespace) -> None:
 def cmd_show(args: argparse.Namespace) -> None:
     rec = _repo(args).version(args.ref)
     if args.json:
-        return _print_json(rec)
+        return print_json(rec)
     print(
         f"{rec['model']}@v{rec['version']}  {rec['status']}  label {rec.get('label') or '-'}  framework {rec['framework'] or '-'}"
     )
@@ -171,7 +132,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 def cmd_diff(args: argparse.Namespace) -> None:
     d = _repo(args).diff(args.a, args.b)
     if args.json:
-        return _print_json(d)
+        return print_json(d)
     print(f"{d['from']} -> {d['to']}")
     p = d["params"]
     rows = [[k, v["from"], v["to"]] for k, v in p["changed"].items()]
@@ -188,7 +149,7 @@ def cmd_diff(args: argparse.Namespace) -> None:
         print(f"  {k}: {v['from']} -> {v['to']}")
     c = d["code"]
     print(
-        f"\ncode: {'changed' if c['changed'] else 'unchanged'} (commit {_fmt(c['commit']['from'])[:12]} -> {_fmt(c['commit']['to'])[:12]})"
+        f"\ncode: {'changed' if c['changed'] else 'unchanged'} (commit {fmt(c['commit']['from'])[:12]} -> {fmt(c['commit']['to'])[:12]})"
     )
     pk = d["packages"]
     n = len(pk["changed"]) + len(pk["added"]) + len(pk["removed"])
@@ -213,7 +174,7 @@ def cmd_alias(args: argparse.Namespace) -> None:
             check_alias_name(args.alias)
         hist = repo.alias_history(args.model, args.alias)
         if args.json:
-            return _print_json(hist)
+            return print_json(hist)
         rows = [
             [
                 e["seq"],
@@ -294,7 +255,7 @@ def cmd_artifacts(args: argparse.Namespace) -> None:
     rec = _repo(args).version(args.ref, series=False, environment=False)
     arts = rec["artifacts"]
     if args.json:
-        return _print_json(arts)
+        return print_json(arts)
     print(
         table(
             [
@@ -333,7 +294,7 @@ def _is_under(filename: object, folder: str) -> bool:
 def cmd_verify(args: argparse.Namespace) -> int:
     res = _repo(args).verify()
     if args.json:
-        _print_json(res)
+        print_json(res)
     else:
         for p in res["problems"]:
             print(f"DAMAGED {p['key']}: {p['problem']}")
@@ -361,7 +322,7 @@ def cmd_gc(args: argparse.Namespace) -> None:
         nums.append(r.version)
     res = _repo(args).gc(model, nums, force=args.force, dry_run=args.dry_run, grace_seconds=args.grace)
     if args.json:
-        return _print_json(res)
+        return print_json(res)
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {len(res['deleted_versions'])} versions ({', '.join(res['deleted_versions']) or 'none'}), "
@@ -458,7 +419,7 @@ def _one_line(text: str) -> str:
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 

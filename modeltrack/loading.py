@@ -13,9 +13,9 @@ from . import config
 from .blobs import fetch_verified
 from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
 from .formats import COMPRESSED, KERAS, PICKLE, UNKNOWN, Sniffed, sniff
+from .refs import safe_artifact_path
 from .repo import Repo, vkey
 from .stores import Store
-from .tracking import safe_artifact_path
 
 #: framework recorded on the version → integration module that knows how to load it
 LOADERS = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import PurePosixPath
 
-from .errors import InvalidNameError
+from .errors import ArtifactPathError, InvalidNameError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _NUMBER = re.compile(r"[vV]?([0-9]+)")  # ASCII digits only (str.isdigit would take "²")
@@ -137,3 +139,23 @@ def parse_ref(text: object) -> Ref:
             name=text,
         )
     return Ref(model, alias=sel)
+
+
+def safe_artifact_path(name: str | os.PathLike[str]) -> str:
+    """Validate a path inside a version: relative, no ``..``, no drive or backslash."""
+    text = os.fspath(name)
+    p = PurePosixPath(text)
+    if (
+        not text
+        or text.startswith(("/", "\\"))
+        or "\\" in text
+        or ":" in text.split("/")[0]
+        or any(part in ("..", ".", "") for part in text.split("/"))
+        or p.is_absolute()
+    ):
+        raise ArtifactPathError(
+            f"artifact path {text!r} would escape the version; use a relative path without '..' "
+            f"(e.g. 'checkpoints/best.ckpt')",
+            path=text,
+        )
+    return p.as_posix()

@@ -163,3 +163,8 @@ def mask_argv(argv: list[str]) -> list[str]:
             continue
         out.append(scrub_text(arg))
     return out
+
+
+def strip_credentials(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part (provenance is read by others)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", uri)

@@ -19,182 +19,17 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from ._util import now_iso
-from .blobs import fetch_verified
-from .errors import ModelTrackError, StoreError, VersionStateError
-from .repo import RUNNING, Repo, blob_key, consolidate, vkey
-from .spool import Spool, iter_status_lines
-from .stores import Store
-
-_RAW_SKIP = ("claim.json", "final.json")
-
-
-def strip_credentials(uri: str) -> str:
-    """``uri`` without a ``user:password@`` part (provenance is read by others)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", uri)
-
-
-# ---------------------------------------------------------------------- copying versions
-def copy_blob(src: Store, dst: Store, key: str) -> None:
-    """Copy one blob through a local file, checked against its name on the way: a damaged
-    blob, or one replaced by a link, never reaches the destination.
-
-    Raises:
-        CorruptRecordError: the blob does not hash to its name (nothing is copied).
-    """
-    with tempfile.TemporaryDirectory(prefix="modeltrack-copy-") as tmp:
-        local = Path(tmp) / "blob"
-        fetch_verified(src, key.rsplit("/", 1)[-1], local, what=f"{key} being copied")
-        dst.put_file(key, local)
-
-
-def _same_source(claim: dict[str, Any] | None, source: dict[str, Any]) -> bool:
-    got = (claim or {}).get("source") or {}
-    return all(got.get(k) == source[k] for k in ("store", "model", "version"))
-
-
-def copy_version(
-    src: Repo, dst: Repo, model: str, number: int, *, renumber: bool = False, log: Callable[[str], None] | None = None
-) -> dict[str, Any]:
-    """Copy version ``number`` of ``model`` from ``src`` to ``dst``.
-
-    Order matters for readers of ``dst``: the claim first (it reserves the number), then
-    the blobs, then the records, and ``final.json`` last, so a finished version is never
-    visible with parts missing. Running again after an interruption completes the copy.
-
-    Args:
-        src: the store to read.
-        dst: the store to write.
-        model: model name.
-        number: version number at ``src``.
-        renumber: when ``dst`` has another version under that number, copy as the next free
-            number instead of failing.
-        log: called with progress messages (blob uploads).
-
-    Returns:
-        ``{"model", "version", "to", "status", "blobs_copied", "blobs_skipped", "files", "unchanged"}``.
-
-    Raises:
-        VersionStateError: the version is still running.
-        StoreError: ``dst`` holds a different version under the same number (without ``renumber``).
-    """
-    src.check_format()
-    claim = src.claim(model, number)
-    final = src.final(model, number)
-    status = src.status(model, number, final)
-    if status == RUNNING:
-        raise VersionStateError(
-            f"{model}@v{number} in {strip_credentials(src.store.uri)} is still running; copy it when it has ended"
-        )
-    source: dict[str, Any] = {"store": strip_credentials(src.store.uri), "model": model, "version": number}
-    if claim.get("source"):
-        source["origin"] = claim["source"].get("origin") or {
-            k: claim["source"].get(k) for k in ("store", "model", "version")
-        }
-    new_claim = {k: v for k, v in claim.items() if k not in ("version", "source")}
-    new_claim["source"] = {**source, "copied_at": now_iso()}
-    dst.check_format(create=True)
-
-    target = number
-    if not dst.store.create_json(vkey(model, number, "claim.json"), {**new_claim, "version": number}):
-        existing = dst.store.read_json_or(vkey(model, number, "claim.json"), None)
-        if _same_source(existing, source):
-            pass  # copied before (maybe partly): complete it
-        elif renumber:
-            target = _find_copy(dst, model, source) or dst.allocate(model, new_claim)
-        else:
-            raise StoreError(
-                f"{strip_credentials(dst.store.uri)} already has a different {model}@v{number}; pass --renumber "
-                f"to copy it as the next free version number",
-                uri=strip_credentials(dst.store.uri),
-            )
-    if final is not None and dst.store.exists(vkey(model, target, "final.json")):
-        return {
-            "model": model,
-            "version": number,
-            "to": target,
-            "status": status,
-            "blobs_copied": 0,
-            "blobs_skipped": 0,
-            "files": 0,
-            "unchanged": True,
-        }
-
-    arts = (
-        final.get("artifacts", [])
-        if final
-        else consolidate(src.records(model, number), keep_released=True).get("artifacts", [])
-    )
-    copied = skipped = 0
-    for sha in dict.fromkeys(a["sha256"] for a in arts):
-        key = blob_key(sha)
-        if dst.store.exists(key):
-            skipped += 1
-            continue
-        if log is not None:
-            log(f"copying {key} ({next(a['size'] for a in arts if a['sha256'] == sha)} bytes)")
-        copy_blob(src.store, dst.store, key)
-        copied += 1
-
-    prefix = vkey(model, number) + "/"
-    files = 0
-    for key in sorted(src.store.walk(vkey(model, number))):
-        rel = key[len(prefix) :]
-        if rel in _RAW_SKIP:
-            continue
-        dst.store.write(vkey(model, target, rel), src.store.read(key))
-        files += 1
-    tags = src.tags(model, number)
-    if tags and dst.tags(model, target) != tags:
-        dst.set_tags((model, target), tags)
-    if final is not None:
-        dst.store.create(vkey(model, target, "final.json"), src.store.read(vkey(model, number, "final.json")))
-        files += 1
-    return {
-        "model": model,
-        "version": number,
-        "to": target,
-        "status": status,
-        "blobs_copied": copied,
-        "blobs_skipped": skipped,
-        "files": files,
-        "unchanged": False,
-    }
-
-
-def _find_copy(dst: Repo, model: str, source: dict[str, Any]) -> int | None:
-    """The number under which ``dst`` already holds a copy of ``source`` (renumbered before)."""
-    for n in dst.version_numbers(model, include_deleted=True):
-        if _same_source(dst.store.read_json_or(vkey(model, n, "claim.json"), None), source):
-            return n
-    return None
-
-
-def copy_versions(
-    src: Repo, dst: Repo, refs: list[str] | None, *, renumber: bool = False, log: Callable[[str], None] | None = None
-) -> list[dict[str, Any]]:
-    """Copy the versions ``refs`` name (``None``: every version of every model; running
-    versions are then skipped with a note)."""
-    results: list[dict[str, Any]] = []
-    if refs is None:
-        for model in src.models():
-            for n in src.version_numbers(model):
-                try:
-                    results.append(copy_version(src, dst, model, n, renumber=renumber, log=log))
-                except VersionStateError as exc:
-                    results.append({"model": model, "version": n, "skipped": str(exc)})
-        return results
-    for ref in refs:
-        model, n = src.resolve(ref)
-        results.append(copy_version(src, dst, model, n, renumber=renumber, log=log))
-    return results
+from .errors import ModelTrackError
+from .output import mb, print_json
+from .repo import Repo
+from .secrets import strip_credentials
+from .stores import open_store
+from .stores.spool import Spool
+from .transfer import copy_versions
 
 
 # ---------------------------------------------------------------------- CLI
@@ -204,9 +39,7 @@ def _stderr(msg: str) -> None:
 
 def _print_results(results: list[dict[str, Any]], verb: str, dest: str, as_json: bool) -> None:
     if as_json:
-        from .cli import _print_json
-
-        _print_json(results)
+        print_json(results)
         return
     for r in results:
         ref = f"{r['model']}@v{r['version']}"
@@ -247,8 +80,6 @@ def cmd_pull(args: argparse.Namespace) -> None:
 
 def _spool_uris(args: argparse.Namespace, spool: Spool) -> list[str]:
     if args.store:
-        from .stores import open_store
-
         return [open_store(args.store).uri]
     return spool.stores()
 
@@ -267,7 +98,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     for uri in uris:
         try:
-            res = spool.sync(uri, progress=progress)
+            res = spool.sync(open_store(uri), progress=progress)
         except ModelTrackError as exc:
             failed += 1
             res = {"store": uri, "error": str(exc), "pending": sum(len(q.ops()) for q in spool.queues(uri))}
@@ -275,9 +106,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\r\033[K")
     if args.json:
-        from .cli import _print_json
-
-        _print_json(results)
+        print_json(results)
     else:
         if not results:
             print("nothing to sync: the spool is empty")
@@ -299,9 +128,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     for uri in _spool_uris(args, spool):
         entries.extend(spool.status(uri))
     if args.json:
-        from .cli import _print_json
-
-        _print_json(entries)
+        print_json(entries)
         return
     if not entries:
         print(f"nothing pending: every spooled write has been uploaded (spool: {spool.root})")
@@ -342,4 +169,17 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, jsonp: argparse.Argu
     p.set_defaults(func=cmd_pull)
 
 
-__all__ = ["add_commands", "copy_blob", "copy_version", "copy_versions", "strip_credentials"]
+__all__ = ["add_commands", "iter_status_lines"]
+
+
+def iter_status_lines(entries: list[dict[str, Any]]) -> Iterator[str]:
+    """Human lines for ``modeltrack status``."""
+    for e in entries:
+        who = (
+            f"uploading now by pid {e['pid']}" if e["uploading"] else f"left by pid {e['pid']} — run `modeltrack sync`"
+        )
+        vers = ", ".join(e["versions"]) or "-"
+        line = f"{e['store']}  {e['operations']} operations, {mb(e['bytes'])}  versions {vers}  ({who})"
+        if e.get("last_error"):
+            line += f"\n    last error {e['last_error_at']}: {e['last_error']}"
+        yield line

@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -36,7 +36,9 @@ from .errors import (
     StoreNotWritableError,
     VersionStateError,
 )
-from .refs import check_model_name
+from .failures import report
+from .progress import UploadProgress
+from .refs import check_model_name, safe_artifact_path
 from .repo import (
     CRASHED,
     FAILED,
@@ -51,7 +53,7 @@ from .repo import (
     vkey,
 )
 from .secrets import scrub_value
-from .stores import Store
+from .stores import Store, writer_for
 from .stores.base import file_sha256
 
 _ACTIVE: set[Version] = set()  # kept alive until finished, so exit can finish them
@@ -60,13 +62,6 @@ _FLOATS = frozenset({float})
 _STRS = frozenset({str})
 _hooks_installed = False
 _last_uncaught: BaseException | None = None
-
-
-def report(exc: BaseException, what: str) -> None:
-    """Warn about a tracking failure (training goes on), or raise it in strict mode."""
-    if config.strict():
-        raise exc
-    warnings.warn(f"modeltrack: {what} failed, training continues: {exc}", ModelTrackWarning, stacklevel=3)
 
 
 class Version:
@@ -83,7 +78,7 @@ class Version:
     def __init__(self, repo: Repo, model: str, number: int) -> None:
         self.repo = repo
         # Remote stores hand out a spooling writer: training never waits on the network.
-        self.store: Store = repo.store.writer()
+        self.store: Store = writer_for(repo.store)
         self.model = model
         self.number = number
         self.status = RUNNING
@@ -405,10 +400,9 @@ class Version:
         return False
 
     def _put_blob(self, path: Path) -> tuple[str, int]:
-        stage = getattr(self.store, "stage_file", None)
-        if stage is not None:
+        if self.store.supports_staging:
             # Spooled stores copy the file anyway: hash the copy, one pass over the file.
-            sha, size, commit = stage(path)
+            sha, size, commit = self.store.stage_file(path)
             key = blob_key(sha)
             commit(None if self.store.exists(key) else key)
             return sha, size
@@ -599,7 +593,7 @@ class Version:
         except ModelTrackError as exc:
             report(exc, f"finishing {self.ref}")
         # Bounded wait for spooled uploads (remote stores); what is left goes up with `modeltrack sync`.
-        self.store.drain(config.upload_timeout())
+        self.store.drain(config.upload_timeout(), UploadProgress(self.repo.store.uri))
 
     def fail(self, exc: BaseException | str | None = None) -> None:
         """End the version as ``failed``, recording the exception's traceback (or a reason)."""
@@ -723,26 +717,6 @@ def _as_store_error(exc: BaseException, path: object) -> BaseException:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
         return StoreNotWritableError(f"cannot store {path}: {exc.strerror or exc}; free space or fix permissions")
     return StoreError(f"cannot store {path}: {exc.strerror or exc}")
-
-
-def safe_artifact_path(name: str | os.PathLike[str]) -> str:
-    """Validate a path inside a version: relative, no ``..``, no drive or backslash."""
-    text = os.fspath(name)
-    p = PurePosixPath(text)
-    if (
-        not text
-        or text.startswith(("/", "\\"))
-        or "\\" in text
-        or ":" in text.split("/")[0]
-        or any(part in ("..", ".", "") for part in text.split("/"))
-        or p.is_absolute()
-    ):
-        raise ArtifactPathError(
-            f"artifact path {text!r} would escape the version; use a relative path without '..' "
-            f"(e.g. 'checkpoints/best.ckpt')",
-            path=text,
-        )
-    return p.as_posix()
 
 
 def start(

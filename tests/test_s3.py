@@ -20,9 +20,9 @@ import botocore.exceptions
 import modeltrack as mt
 from modeltrack.cli import main
 from modeltrack.errors import StoreError, StoreNotWritableError, StoreUnavailableError
-from modeltrack.spool import OP_PUT, OP_WRITE, Op, Queue, Spool
 from modeltrack.stores import open_store
 from modeltrack.stores.s3 import S3Store
+from modeltrack.stores.spool import OP_PUT, OP_WRITE, Op, Queue, Spool
 
 
 def bucket_and_prefix(uri: str) -> tuple[str, str]:
@@ -212,7 +212,7 @@ def test_sync_leaves_queues_of_live_processes_alone(s3_server: Any) -> None:
     spool = Spool()
     q = Queue.create(spool.store_dir(uri, create=True))  # held by this (live) process
     q.add(Op(1, OP_WRITE, "x/y"), data=b"1")
-    res = spool.sync(uri)
+    res = spool.sync(open_store(uri))
     assert res["uploaded"] == 0 and res["skipped_queues"] == [q.name] and res["pending"] == 1
     q.destroy()
 

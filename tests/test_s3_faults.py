@@ -21,7 +21,7 @@ pytest.importorskip("moto")
 
 import modeltrack as mt
 from modeltrack.cli import main
-from modeltrack.spool import Spool
+from modeltrack.stores.spool import Spool
 
 LIGHTNING_RUN = textwrap.dedent(
     """

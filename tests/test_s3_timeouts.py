@@ -31,9 +31,9 @@ from faultproxy import FaultProxy
 import modeltrack as mt
 from modeltrack.cli import main
 from modeltrack.errors import StoreError, StoreNotWritableError, StoreUnavailableError
-from modeltrack.spool import Spool, SpoolingStore
 from modeltrack.stores.memory import MemoryStore
 from modeltrack.stores.s3 import S3Store
+from modeltrack.stores.spool import Spool, SpoolingStore
 
 #: small budgets so that the tests are quick: a small request gets (1 + 1) × 1 s
 FAST = {

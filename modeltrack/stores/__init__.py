@@ -9,7 +9,18 @@ from .base import FORMAT_KEY, FORMAT_VERSION, Store
 from .local import LocalStore
 from .memory import MemoryStore
 
-__all__ = ["FORMAT_KEY", "FORMAT_VERSION", "LocalStore", "MemoryStore", "Store", "open_store"]
+__all__ = ["FORMAT_KEY", "FORMAT_VERSION", "LocalStore", "MemoryStore", "Store", "open_store", "writer_for"]
+
+
+def writer_for(store: Store) -> Store:
+    """The store a running version writes through: a remote store wrapped in the spool
+    (writes land on local disk and are published in the background, in order, so training
+    never waits on the network), any other store itself."""
+    if not store.is_remote:
+        return store
+    from .spool import SpoolingStore
+
+    return SpoolingStore(store)
 
 
 def open_store(uri: str | os.PathLike[str] | Store) -> Store:

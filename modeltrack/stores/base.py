@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import CorruptRecordError, KeyNotFound
 
@@ -40,10 +40,26 @@ def check_key(key: str) -> str:
     return key
 
 
+class Progress(Protocol):
+    """Told how an upload is going: ``(sent, total, None)`` while it runs, then
+    ``(sent, total, done)`` once at the end (bytes; ``done`` False if some is left)."""
+
+    def __call__(self, sent: int, total: int, finished: bool | None) -> None: ...
+
+
 class Store(ABC):
     """A place that holds bytes under keys, with atomic publish and create-if-absent."""
 
     uri: str
+    # Optional capabilities, declared here and by each backend (never sniffed):
+    #: reached over the network: a running version writes through the spool (``writer_for``)
+    is_remote: bool = False
+    #: :meth:`head` returns the checksum stored beside the value
+    supports_head: bool = False
+    #: :meth:`delete_many` deletes in batches
+    supports_batch_delete: bool = False
+    #: :meth:`stage_file` is available (the spool: hash the copy it makes anyway)
+    supports_staging: bool = False
     #: whether :meth:`stamp` gives cheap fingerprints (the listing index checks its rows with them)
     has_stamps: bool = False
 
@@ -80,8 +96,21 @@ class Store(ABC):
             else:
                 yield from self.walk(key)
 
-    def put_file(self, key: str, src: str | os.PathLike[str]) -> None:
-        """Publish the content of local file ``src`` under ``key`` (whole)."""
+    def put_file(
+        self,
+        key: str,
+        src: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Publish the content of local file ``src`` under ``key`` (whole).
+
+        Args:
+            sha256: the file's SHA-256 when the caller knows it (a backend may store it
+                beside the value, for :meth:`head`).
+            progress: called with each number of bytes sent (large uploads).
+        """
         self.write(key, Path(src).read_bytes())
 
     def get_file(self, key: str, dst: str | os.PathLike[str]) -> None:
@@ -142,25 +171,36 @@ class Store(ABC):
     def close(self) -> None:
         """Release resources (connections, threads)."""
 
-    def writer(self) -> Store:
-        """The store a running version writes through (default: this one).
-
-        A remote backend returns a write-behind wrapper that keeps writes in a local spool
-        and publishes them in the background, in order, so training never waits on the
-        network (see :mod:`modeltrack.spool`).
-        """
-        return self
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every write made through this store is published.
+    def drain(self, timeout: float | None = None, progress: Progress | None = None) -> bool:
+        """Wait until every write made through this store is published (a write-behind
+        store such as the spool; others publish at once).
 
         Args:
             timeout: give up after this many seconds without progress (None: no limit).
+            progress: told how many bytes are sent while waiting (see :class:`Progress`).
 
         Returns:
             True if nothing is left pending.
         """
         return True
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """``{"size": int, "sha256": str | None}`` of ``key``, None if absent. Backends that
+        keep the checksum beside the value (``supports_head``) fill ``sha256``."""
+        if not self.exists(key):
+            return None
+        return {"size": self.size(key), "sha256": None}
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete several keys (``supports_batch_delete`` backends do it in few requests)."""
+        for key in keys:
+            self.delete(key)
+
+    def stage_file(self, src: str | os.PathLike[str]) -> tuple[str, int, Callable[[str | None], None]]:
+        """Copy ``src`` aside, hashing the copy, before its key is known (``supports_staging``
+        backends only): returns the SHA-256, the size and ``commit(key)``, which publishes
+        the copy under ``key`` (or with None discards it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stage files; check supports_staging first")
 
     # JSON helpers shared by every backend.
     def read_json(self, key: str) -> Any:

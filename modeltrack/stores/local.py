@@ -13,7 +13,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import CorruptRecordError, KeyNotFound, StoreError, StoreNotWritableError
@@ -178,7 +178,14 @@ class LocalStore(Store):
                     continue
                 yield name if rel == "." else f"{rel}/{name}"
 
-    def put_file(self, key: str, src: str | os.PathLike[str]) -> None:
+    def put_file(
+        self,
+        key: str,
+        src: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

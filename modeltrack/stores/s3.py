@@ -57,6 +57,7 @@ from s3transfer.manager import TransferManager
 
 from .. import config
 from ..errors import KeyNotFound, StoreError, StoreNotWritableError, StoreUnavailableError
+from ..secrets import strip_credentials
 from .base import CHUNK, Store, check_key, file_sha256
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -284,7 +285,9 @@ class S3Store(Store):
     CHECKSUM_ALGORITHM = "CRC32"
     #: declared capability for the spool: :meth:`head` answers size and SHA-256 in one request,
     #: and :meth:`put_file` takes ``sha256=`` and ``progress=``
+    is_remote = True
     supports_head = True
+    supports_batch_delete = True
 
     def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
         prefix = prefix.strip("/")
@@ -321,8 +324,6 @@ class S3Store(Store):
         rest = uri[5:]
         bucket, _, prefix = rest.partition("/")
         if "@" in bucket:
-            from ..sync import strip_credentials
-
             raise StoreError(
                 f"{strip_credentials(uri)}: credentials in the store URI are not supported (they would end up "
                 f"in logs); use AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
@@ -797,9 +798,3 @@ class S3Store(Store):
             # Writing is allowed, which is what was asked; an upload left open is invisible
             # and bucket lifecycle rules expire it.
             pass
-
-    def writer(self) -> Store:
-        """A spooling writer: writes land in a local spool and are uploaded in the background."""
-        from ..spool import SpoolingStore
-
-        return SpoolingStore(self)

@@ -74,8 +74,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from .. import __version__
 from .._util import parse_iso
+from .._version import __version__
 from ..errors import (
     AliasNotFoundError,
     ArtifactPathError,

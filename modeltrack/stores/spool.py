@@ -35,20 +35,19 @@ import json
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any
 
-from . import config
-from ._util import now_iso, process_identity
-from .errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError, StoreNotWritableError
-from .stores.base import Store, check_key, dumps, file_sha256
+from .. import config
+from .._util import now_iso, process_identity
+from ..errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError, StoreNotWritableError
+from .base import Progress, Store, check_key, dumps, file_sha256
 
 try:
     import fcntl
@@ -57,7 +56,6 @@ except ImportError:  # pragma: no cover - Windows: no cross-process queue locks
 
 OP_WRITE, OP_CREATE, OP_DELETE, OP_PUT = "write", "create", "delete", "put_file"
 _VERSION_KEY = re.compile(r"^models/([^/]+)/versions/(\d+)/")
-PROGRESS_MIN_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -231,21 +229,6 @@ def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
 
 
 # ---------------------------------------------------------------------- applying operations
-class _Headed(Protocol):
-    """A store that declares ``supports_head = True`` (the S3 store)."""
-
-    def head(self, key: str) -> dict[str, Any] | None: ...
-
-    def put_file(
-        self,
-        key: str,
-        src: str | os.PathLike[str],
-        *,
-        sha256: str | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> None: ...
-
-
 def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None] | None = None) -> None:
     """Publish one spooled operation on ``remote``. Replaying it is harmless.
 
@@ -285,10 +268,7 @@ def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None
             # reference is published right after, in order).
             remote.touch(op.key)
             return
-        if getattr(remote, "supports_head", False):  # S3Store: pass the known checksum and report progress
-            cast(_Headed, remote).put_file(op.key, data_path, sha256=op.sha256, progress=progress)
-        else:
-            remote.put_file(op.key, data_path)
+        remote.put_file(op.key, data_path, sha256=op.sha256, progress=progress)
     else:
         warnings.warn(
             f"modeltrack: unknown spooled operation {op.op!r} on {op.key}; dropped", ModelTrackWarning, stacklevel=2
@@ -297,9 +277,9 @@ def apply_op(remote: Store, queue: Queue, op: Op, progress: Callable[[int], None
 
 def _has_content(remote: Store, op: Op) -> bool:
     """Whether ``remote`` already holds exactly the bytes ``op`` would upload."""
-    if not getattr(remote, "supports_head", False):
+    if not remote.supports_head:
         return bool(op.key.rsplit("/", 1)[-1] == op.sha256 and remote.exists(op.key))
-    got = cast(_Headed, remote).head(op.key)
+    got = remote.head(op.key)
     if got is None or got["size"] != op.size:
         return False
     if got.get("sha256"):
@@ -311,14 +291,13 @@ def _has_content(remote: Store, op: Op) -> bool:
 def apply_ops(remote: Store, queue: Queue, ops: list[Op], progress: Callable[[int], None] | None = None) -> int:
     """Publish ``ops[0]``, or a run of deletes at the head of ``ops`` in one request when the
     store can; returns how many operations of ``ops`` were published."""
-    delete_many = getattr(remote, "delete_many", None)
-    if ops[0].op == OP_DELETE and delete_many is not None:
+    if ops[0].op == OP_DELETE and remote.supports_batch_delete:
         run: list[Op] = []
         for op in ops:
             if op.op != OP_DELETE or len(run) == 1000:
                 break
             run.append(op)
-        delete_many([op.key for op in run])
+        remote.delete_many([op.key for op in run])
         return len(run)
     apply_op(remote, queue, ops[0], progress)
     return 1
@@ -394,17 +373,14 @@ class Spool:
                 )
         return out
 
-    def sync(
-        self, uri: str, remote: Store | None = None, progress: Callable[[str, int, int], None] | None = None
-    ) -> dict[str, Any]:
-        """Publish every queue of ``uri`` that no live process owns, oldest first.
+    def sync(self, remote: Store, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+        """Publish every queue of ``remote`` that no live process owns, oldest first.
 
         Idempotent and resumable: each operation leaves the spool once the store has it;
         an interrupted sync continues where it stopped.
 
         Args:
-            uri: the store whose spool to publish.
-            remote: the store (default: opened from ``uri``).
+            remote: the store whose spool to publish (its ``uri`` names the spool directory).
             progress: called with ``(key, bytes_done, bytes_total)`` as blobs go up.
 
         Returns:
@@ -413,9 +389,7 @@ class Spool:
         Raises:
             StoreError: the store failed; what was published so far is done, the rest stays.
         """
-        from .stores import open_store
-
-        store = remote if remote is not None else open_store(uri)
+        store, uri = remote, remote.uri
         uploaded = 0
         sent = 0
         skipped: list[str] = []
@@ -463,6 +437,8 @@ class SpoolingStore(Store):
         remote: the store to publish to.
         spool: the spool (default: ``MODELTRACK_SPOOL``).
     """
+
+    supports_staging = True
 
     def __init__(self, remote: Store, spool: Spool | None = None) -> None:
         self.remote = remote
@@ -646,11 +622,13 @@ class SpoolingStore(Store):
         with self._cond:
             return len(self._pending), sum(op.size for op in self._pending if op.op != OP_DELETE)
 
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait for the uploads, with a progress line on stderr for large ones.
+    def drain(self, timeout: float | None = None, progress: Progress | None = None) -> bool:
+        """Wait for the uploads.
 
         Args:
             timeout: give up after this many seconds without progress (None: no limit).
+            progress: told ``(sent, total, None)`` while waiting and ``(sent, total, done)``
+                at the end, in bytes (see :class:`~modeltrack.stores.base.Progress`).
 
         Returns:
             True if everything is published (the queue is then removed from the spool);
@@ -658,7 +636,9 @@ class SpoolingStore(Store):
         """
         with self._cond:
             total = self._left_bytes()
-        bar = _Progress(self.uri, total) if total >= PROGRESS_MIN_BYTES and (timeout is None or timeout > 0) else None
+        bar = progress if total and (timeout is None or timeout > 0) else None
+        if bar is not None:
+            bar(0, total, None)
         last = (self._done_ops, self._sent_bytes)
         since = time.monotonic()
         with self._cond:
@@ -673,11 +653,11 @@ class SpoolingStore(Store):
                 if now != last:
                     last, since = now, time.monotonic()
                 if bar is not None:
-                    bar.update(total - self._left_bytes())
+                    bar(total - self._left_bytes(), total, None)
             left = len(self._pending)
             left_bytes = self._left_bytes()
         if bar is not None:
-            bar.close(total - left_bytes, done=not left)
+            bar(total - left_bytes, total, not left)
         if left:
             where = self._queue.path if self._queue is not None else self.spool.root
             why = f" ({self._last_error})" if self._last_error else ""
@@ -706,7 +686,14 @@ class SpoolingStore(Store):
     def delete(self, key: str) -> None:
         self._enqueue(OP_DELETE, key)
 
-    def put_file(self, key: str, src: str | os.PathLike[str]) -> None:
+    def put_file(
+        self,
+        key: str,
+        src: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         # Copied into the spool: the caller may overwrite its file (last.ckpt) right away.
         self._enqueue(OP_PUT, key, src=Path(src))
 
@@ -765,50 +752,7 @@ class SpoolingStore(Store):
     def check_writable(self) -> None:
         self.remote.check_writable()
 
-    def writer(self) -> Store:
-        return self
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
-
-
-class _Progress:
-    """A one-line progress bar on stderr (redrawn in place on a terminal)."""
-
-    def __init__(self, uri: str, total: int) -> None:
-        self.uri = uri
-        self.total = max(total, 1)
-        self.tty = sys.stderr.isatty()
-        self._last = 0.0
-        sys.stderr.write(f"modeltrack: uploading {_mb(total)} to {uri}{'' if self.tty else ' …'}\n")
-
-    def update(self, sent: int) -> None:
-        if not self.tty or time.monotonic() - self._last < 0.2:
-            return
-        self._last = time.monotonic()
-        frac = min(sent / self.total, 1.0)
-        bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r  [{bar:<30}] {frac:4.0%} {_mb(sent)} / {_mb(self.total)}")
-        sys.stderr.flush()
-
-    def close(self, sent: int, done: bool) -> None:
-        if self.tty:
-            self._last = 0.0
-            self.update(sent)
-            sys.stderr.write("\n")
-        sys.stderr.write(f"modeltrack: {'upload done' if done else 'upload incomplete'}: {_mb(sent)} sent\n")
-        sys.stderr.flush()
-
-
-def iter_status_lines(entries: list[dict[str, Any]]) -> Iterator[str]:
-    """Human lines for ``modeltrack status``."""
-    for e in entries:
-        who = (
-            f"uploading now by pid {e['pid']}" if e["uploading"] else f"left by pid {e['pid']} — run `modeltrack sync`"
-        )
-        vers = ", ".join(e["versions"]) or "-"
-        line = f"{e['store']}  {e['operations']} operations, {_mb(e['bytes'])}  versions {vers}  ({who})"
-        if e.get("last_error"):
-            line += f"\n    last error {e['last_error_at']}: {e['last_error']}"
-        yield line
