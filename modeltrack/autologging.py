@@ -27,12 +27,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-#: integration module → the framework modules whose import switches it on (any one suffices)
-INTEGRATIONS: dict[str, tuple[str, ...]] = {
-    "modeltrack.integrations.lightning": ("lightning.pytorch", "pytorch_lightning"),
-    "modeltrack.integrations.keras": ("keras",),
-    "modeltrack.integrations.sklearn": ("sklearn",),
-}
+from .plugins import integrations_by_trigger
 
 #: the single line of ``modeltrack_autolog.pth``: cheap when the variable is unset
 PTH_LINE = (
@@ -272,7 +267,7 @@ def autolog(disable: bool = False, **kwargs: Any) -> list[str]:
     """
     done = []
     with _state_lock:
-        for module_name, frameworks in INTEGRATIONS.items():
+        for module_name, frameworks in integrations_by_trigger().items():
             key = f"autolog:{module_name}"
             if disable:
                 cancel_import_hook(key)
@@ -328,7 +323,6 @@ def autolog_from_env() -> None:
 
 
 __all__ = [
-    "INTEGRATIONS",
     "PTH_LINE",
     "armed",
     "autolog",

@@ -12,25 +12,12 @@ from typing import Any
 from . import config
 from .blobs import fetch_verified
 from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
-from .formats import COMPRESSED, KERAS, PICKLE, UNKNOWN, Sniffed, sniff
+from .formats import Sniffed, sniff
+from .plugins import loader_for
 from .refs import safe_artifact_path
 from .repo import Repo, vkey
 from .stores import Store
 
-#: framework recorded on the version → integration module that knows how to load it
-LOADERS = {
-    "lightning": "modeltrack.integrations.lightning",
-    "pytorch_lightning": "modeltrack.integrations.lightning",
-    "keras": "modeltrack.integrations.keras",
-    "sklearn": "modeltrack.integrations.sklearn",
-}
-#: content format → loader, for model files logged by hand (no framework recorded)
-_BY_CONTENT = {
-    KERAS: "modeltrack.integrations.keras",
-    PICKLE: "modeltrack.integrations.sklearn",
-    COMPRESSED: "modeltrack.integrations.sklearn",
-    UNKNOWN: "modeltrack.integrations.sklearn",
-}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -106,9 +93,7 @@ def _cache_dir(repo: Repo) -> Path:
 def _loader_module(framework: str | None, sniffed: Sniffed, ref: str) -> Any:
     """The integration that loads this version: the recorded framework's, else the one the
     content calls for (a model file logged by hand)."""
-    module_name = LOADERS.get(framework or "")
-    if module_name is None and framework is None:
-        module_name = _BY_CONTENT.get(sniffed.name)
+    module_name = loader_for(framework, sniffed.name)
     if module_name is None:
         raise ModelTrackError(
             f"{ref} was recorded by framework {framework!r} and its file is {sniffed.description}, which modeltrack "

@@ -162,7 +162,12 @@ def test_missing_integration_module_is_skipped(monkeypatch: pytest.MonkeyPatch, 
     name = f"fakefw_{os.getpid()}_d"
     _fake_package(tmp_path, name)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(autologging.INTEGRATIONS, "modeltrack.integrations.nothing_here", (name,))
+    registered = autologging.integrations_by_trigger()
+    monkeypatch.setattr(
+        autologging,
+        "integrations_by_trigger",
+        lambda: {**registered, "modeltrack.integrations.nothing_here": (name,)},
+    )
     assert "modeltrack.integrations.nothing_here" in mt.autolog()
     __import__(name)  # the hook fires, finds no integration module, and says nothing
     sys.modules.pop(name, None)

@@ -753,6 +753,5 @@ class SpoolingStore(Store):
         self.remote.check_writable()
 
 
-
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
