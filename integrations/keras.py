@@ -72,7 +72,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import keras
@@ -84,11 +84,13 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the install
         ) from _exc
     raise
 
-from modeltrack import _patching, tracking
-from modeltrack._util import metric_goal
+from modeltrack import patching, tracking
 from modeltrack.errors import ModelTrackError, ModelTrackWarning
-from modeltrack.stores import Store
+from modeltrack.goals import metric_goal
 from modeltrack.tracking import Version, report
+
+if TYPE_CHECKING:
+    from modeltrack.stores import Store
 
 __all__ = ["ModelTrackCallback", "artifact_needs_trust", "autolog", "load_artifact"]
 
@@ -398,18 +400,18 @@ class ModelTrackCallback(keras.callbacks.Callback):
     @property
     def _active(self) -> Version | None:
         v = self.version
-        return v if v is not None and not v._closed else None
+        return v if v is not None and not v.closed else None
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Start the version and record everything known before the first epoch."""
         if self._in_fit:
-            _patching.safe_call("ending the previous keras fit", self._abandon, None)
+            patching.safe_call("ending the previous keras fit", self._abandon, None)
         self._reset()
         self._in_fit = True
         self._t0 = time.perf_counter()
-        fit_locals = _patching.safe_call("inspecting keras fit", self._find_fit_frame)
-        _patching.safe_call("starting a keras version", self._begin, fit_locals or {})
+        fit_locals = patching.safe_call("inspecting keras fit", self._find_fit_frame)
+        patching.safe_call("starting a keras version", self._begin, fit_locals or {})
 
     def _find_fit_frame(self) -> dict[str, Any]:
         """The ``CallbackList`` calling us and the locals of the ``fit`` that built it.
@@ -454,7 +456,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
             self._tmp = tempfile.mkdtemp(prefix="modeltrack-keras-")
             self._dir = Path(self._tmp)
         self._iter0 = self._iterations()
-        self._state_size = _patching.safe_call("sizing the keras model", _state_bytes, model) or 0
+        self._state_size = patching.safe_call("sizing the keras model", _state_bytes, model) or 0
         args = {**(self._fit_args or {}), **{k: v for k, v in fit_locals.items() if k != "self"}}
         self._initial_epoch = int(args.get("initial_epoch") or 0)
         # Gathered first and written as one record each: every record is a store write.
@@ -465,11 +467,11 @@ class ModelTrackCallback(keras.callbacks.Callback):
             ("compile settings", self._compile_params, model),
             ("fit settings", self._fit_params, args),
         ):
-            params.update(_patching.safe_call(f"recording keras {what}", collect, arg, info) or {})
+            params.update(patching.safe_call(f"recording keras {what}", collect, arg, info) or {})
         v.set_framework("keras", **info)
         v.log_params(params)
-        _patching.safe_call("recording the keras model config", self._log_config, v, model)
-        _patching.safe_call("recording keras data", self._log_data, v, args, bool(fit_locals))
+        patching.safe_call("recording the keras model config", self._log_config, v, model)
+        patching.safe_call("recording keras data", self._log_data, v, args, bool(fit_locals))
 
     def _watch_failures(self) -> None:
         model = self._model
@@ -515,7 +517,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
             and self._active is not None
             and not any(a == "test_function" for a, _, _ in self._wrapped)
         ):
-            _patching.safe_call(
+            patching.safe_call(
                 "watching keras validation", self._wrap_step, self._model, "test_function", weakref.ref(self)
             )
 
@@ -593,11 +595,11 @@ class ModelTrackCallback(keras.callbacks.Callback):
         # Each step on its own: a full store losing the model file must not leave the
         # version unfinished.
         model = self.model
-        _patching.safe_call("recording how keras training ended", self._log_outcome, v, model)
+        patching.safe_call("recording how keras training ended", self._log_outcome, v, model)
         final: Path | None = None
         if self.save_model:
-            final = _patching.safe_call("storing the final keras model", self._store_model, v, model)
-        _patching.safe_call("writing the pending keras checkpoint", self._flush_pending, v, final)
+            final = patching.safe_call("storing the final keras model", self._store_model, v, model)
+        patching.safe_call("writing the pending keras checkpoint", self._flush_pending, v, final)
         if self._owns:
             v.finish()
 
@@ -633,10 +635,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
         except Exception as err:  # noqa: BLE001
             _warn(err, "writing the pending keras checkpoint")
         try:
-            if isinstance(exc, KeyboardInterrupt):
-                v.fail("interrupted")
-            else:
-                v.fail(exc)
+            v.end(exc if exc is not None else "failed")
         except Exception as err:  # noqa: BLE001
             _warn(err, f"marking {v.ref} failed")
         finally:
@@ -974,9 +973,9 @@ def _unpack(validation_data: Any) -> tuple[Any, Any]:
 
 def _fit_abandoned(cb: ModelTrackCallback, version: Version) -> None:
     """``weakref.finalize`` target: ``fit``'s CallbackList is gone but ``on_train_end`` never ran."""
-    if cb.version is not version or version._closed:
+    if cb.version is not version or version.closed:
         return
-    exc: BaseException | None = tracking._last_uncaught
+    exc: BaseException | None = tracking.last_uncaught()
     try:
         cb._abandon(exc)
     except Exception as err:  # noqa: BLE001 - runs from the garbage collector or at exit
@@ -1009,7 +1008,7 @@ def autolog(
         >>> model.fit(x, y, epochs=3)   # recorded as churn@vN
     """
     if disable:
-        _patching.disable(_PATCH_KEY)
+        patching.disable(_PATCH_KEY)
         return
     known = inspect.signature(ModelTrackCallback.__init__).parameters
     unknown = sorted(k for k in callback_kwargs if k not in known or k in ("self", "version"))
@@ -1025,7 +1024,7 @@ def autolog(
     settings = {"model": model, "store": store, **{k: v for k, v in callback_kwargs.items() if k not in unknown}}
     ModelTrackCallback(**settings)  # validate now, not at the first fit
 
-    def install(patcher: _patching.Patcher) -> None:
+    def install(patcher: patching.Patcher) -> None:
         original = keras.Model.fit
         original = getattr(original, "__modeltrack_original__", original)
         signature = inspect.signature(original)
@@ -1033,9 +1032,9 @@ def autolog(
         def around(fit: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             return _tracked_fit(fit, signature, settings, args, kwargs)
 
-        patcher.setattr(keras.Model, "fit", _patching.wrap(original, around))
+        patcher.setattr(keras.Model, "fit", patching.wrap(original, around))
 
-    _patching.enable(_PATCH_KEY, install)
+    patching.enable(_PATCH_KEY, install)
 
 
 def _tracked_fit(
@@ -1045,9 +1044,9 @@ def _tracked_fit(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    with _patching.outermost("keras.fit") as top:
+    with patching.outermost("keras.fit") as top:
         prepared = (
-            _patching.safe_call("preparing keras autolog", _prepare, signature, settings, args, kwargs) if top else None
+            patching.safe_call("preparing keras autolog", _prepare, signature, settings, args, kwargs) if top else None
         )
         if prepared is None:
             return fit(*args, **kwargs)

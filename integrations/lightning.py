@@ -38,16 +38,17 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self, override
 
 from modeltrack import config
-from modeltrack._patching import Patcher, safe_call, wrap
-from modeltrack._patching import disable as _disable_patches
-from modeltrack._patching import enable as _enable_patches
 from modeltrack.errors import InvalidValueError
-from modeltrack.stores import Store
+from modeltrack.patching import Patcher, safe_call, wrap
+from modeltrack.patching import disable as _disable_patches
+from modeltrack.patching import enable as _enable_patches
 from modeltrack.tracking import Version, start
 
 if TYPE_CHECKING:
     from lightning.pytorch import Callback as _CallbackBase
     from lightning.pytorch import LightningModule, Trainer
+
+    from modeltrack.stores import Store
 else:
     _CallbackBase = object
 
@@ -272,7 +273,7 @@ class ModelTrackCallback(_CallbackBase):
     @property
     def _active(self) -> bool:
         v = self._v
-        return v is not None and not v._closed
+        return v is not None and not v.closed
 
     # ------------------------------------------------------------------ lifecycle
     @override
@@ -509,14 +510,9 @@ class ModelTrackCallback(_CallbackBase):
 
     def _end(self, failure: BaseException | None) -> None:
         v = self._v
-        if v is None or v._closed:
+        if v is None or v.closed:
             return
-        if failure is None:
-            self._guard("finishing the version", v.finish)
-        elif isinstance(failure, KeyboardInterrupt):
-            self._guard("marking the version interrupted", v.fail, "interrupted")
-        else:
-            self._guard("marking the version failed", v.fail, failure)
+        self._guard("ending the version", v.end, failure)
         self._fitting = False
 
     def _cleanup(self) -> None:
@@ -529,7 +525,7 @@ class ModelTrackCallback(_CallbackBase):
     @override
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         v = self._v
-        if v is not None and not v._closed:
+        if v is not None and not v.closed:
             checkpoint[CHECKPOINT_KEY] = {"model": v.model, "version": v.number, "ref": v.ref}
 
     @override
@@ -545,7 +541,7 @@ class ModelTrackCallback(_CallbackBase):
         if isinstance(meta, dict) and meta.get("model") and meta.get("version"):
             parent = f"{meta['model']}@v{int(meta['version'])}"
         elif path and os.path.isfile(str(path)):
-            parent = _find_in_store(self._v, str(path))
+            parent = self._v.find_stored(str(path))
         info = {
             "checkpoint": os.path.basename(str(path)) if path else None,
             "epoch": checkpoint.get("epoch"),
@@ -720,7 +716,7 @@ def _watch_exit(cb: ModelTrackCallback) -> None:
 def _fail_open_versions() -> None:
     for cb in list(_LIVE):
         v = cb._v
-        if v is not None and not v._closed:
+        if v is not None and not v.closed:
             try:
                 v.fail("the process exited during Trainer.fit")
             except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
@@ -1020,24 +1016,6 @@ def _dataset_arrays(ds: Any) -> tuple[Any, str]:
         return tuple(torch.stack(col) for col in columns), ""
     except RuntimeError:
         return None, "items have varying shapes"
-
-
-def _find_in_store(v: Version, path: str) -> str | None:
-    """The version of this model that stored a checkpoint with this content, if any."""
-    from modeltrack.stores.base import file_sha256
-
-    sha, _ = file_sha256(path)
-    repo = v.repo
-    for n in sorted(repo.version_numbers(v.model), reverse=True)[:200]:
-        if n == v.number:
-            continue
-        try:
-            rec = repo.version((v.model, n), series=False, environment=False)
-        except Exception:  # noqa: BLE001 - a damaged or vanished version is just not the parent
-            continue
-        if any(a.get("sha256") == sha for a in rec.get("artifacts", [])):
-            return f"{v.model}@v{n}"
-    return None
 
 
 # ---------------------------------------------------------------------- autolog

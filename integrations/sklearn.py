@@ -35,7 +35,7 @@ module, or imported from it after autologging was switched on.
 Patching: ``fit``/``fit_transform``/``fit_predict``, ``predict``-like methods and ``score``
 of the public estimator classes of the sklearn modules imported so far, plus those of
 modules imported later (a post-import hook, so nothing is imported up front), saved from
-``cls.__dict__`` and undone exactly (see :mod:`modeltrack._patching`). Only the outermost
+``cls.__dict__`` and undone exactly (see :mod:`modeltrack.patching`). Only the outermost
 tracked ``fit`` running in the process is recorded, so a ``Pipeline`` or a search is one
 version, even with ``n_jobs`` threads. In worker processes (joblib/loky, multiprocessing)
 global autologging stays silent: their fits are a search's inner fits.
@@ -66,12 +66,12 @@ import sklearn
 from sklearn.base import BaseEstimator
 
 from modeltrack import config
-from modeltrack._patching import Patcher, enabled, safe_call, wrap
-from modeltrack._patching import disable as _unpatch
-from modeltrack._patching import enable as _patch
 from modeltrack.autologging import cancel_import_hook, when_imported
 from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
+from modeltrack.patching import Patcher, enabled, safe_call, wrap
+from modeltrack.patching import disable as _unpatch
+from modeltrack.patching import enable as _patch
 from modeltrack.tracking import Version, report, start
 
 __all__ = ["AutologHandle", "artifact_needs_trust", "autolog", "finish_pending", "load_artifact", "tracked_versions"]
@@ -476,7 +476,7 @@ def _dataset_name(X: Any) -> str:
     # Walk out of modeltrack and sklearn frames to the user's code.
     while frame is not None and (
         frame.f_code.co_filename == here
-        or frame.f_code.co_filename.endswith(("_patching.py", "functools.py"))
+        or frame.f_code.co_filename.endswith(("patching.py", "functools.py"))
         or "/sklearn/" in frame.f_code.co_filename
     ):
         frame = frame.f_back  # type: ignore[assignment]
@@ -629,7 +629,7 @@ class _Session:
         """Mark the version failed; never replaces the user's exception."""
         try:
             self._close()
-            self.version.fail("interrupted" if isinstance(exc, KeyboardInterrupt) else exc)
+            self.version.end(exc)
         except Exception as err:  # noqa: BLE001 - the user's exception matters more
             warnings.warn(
                 f"modeltrack: marking {self.version.ref} failed did not work: {err}", ModelTrackWarning, stacklevel=3

@@ -7,8 +7,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "mape", "perplexity", "wer", "cer", "time")
-_HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "auc", "precision", "recall", "r2", "score", "iou", "map", "bleu", "dice")
+from .goals import best_of, metric_goal  # noqa: F401 - kept importable from here
 
 
 def now_iso() -> str:
@@ -23,25 +22,6 @@ def parse_iso(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-def metric_goal(name: str) -> str | None:
-    """``"min"``, ``"max"`` or ``None``, guessed from a metric name (``val_loss`` → min)."""
-    low = name.lower()
-    parts = [p for p in low.replace("/", "_").replace("-", "_").replace(".", "_").split("_") if p]
-    for p in reversed(parts):
-        if p in _LOWER_IS_BETTER or p.endswith("loss"):
-            return "min"
-        if p in _HIGHER_IS_BETTER:
-            return "max"
-    return None
-
-
-def best_of(values: list[float], goal: str | None) -> float | None:
-    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not finite or goal is None:
-        return None
-    return min(finite) if goal == "min" else max(finite)
 
 
 def json_number(value: Any) -> Any:

@@ -453,6 +453,23 @@ class Version:
         self._check_open("log_info")
         self._record({"type": "info", "info": to_json_value(info)})
 
+    def find_stored(self, path: str | os.PathLike[str], *, limit: int = 200) -> str | None:
+        """The reference of another version of this model that stored a file with the same
+        content as ``path`` (newest first, among the last ``limit``), or None: how an
+        integration finds the version a resumed run continues."""
+        sha, _ = file_sha256(path)
+        repo = self.repo
+        for n in sorted(repo.version_numbers(self.model), reverse=True)[:limit]:
+            if n == self.number:
+                continue
+            try:
+                rec = repo.version((self.model, n), series=False, environment=False)
+            except ModelTrackError:
+                continue  # a damaged or vanished version is just not the parent
+            if any(a.get("sha256") == sha for a in rec.get("artifacts", [])):
+                return f"{self.model}@v{n}"
+        return None
+
     def set_parent(self, ref: str) -> None:
         """Record that this run resumed from (or fine-tunes) another version."""
         self._record({"type": "parent", "parent": ref})
@@ -698,6 +715,19 @@ class Version:
         return self
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.end(exc)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the version has ended (finished or failed): it takes no more records."""
+        return self._closed
+
+    def end(self, exc: BaseException | str | None = None) -> None:
+        """End the version by how training ended, the one mapping every integration uses:
+        no exception → ``finished``; ``KeyboardInterrupt`` → ``failed`` with reason
+        ``"interrupted"``; any other exception (or a reason string) → ``failed`` with its
+        traceback. A version that has already ended is left as it is.
+        """
         if self._closed:
             return
         if exc is None:
@@ -783,6 +813,12 @@ def default_model_name() -> str:
     return cleaned or "model"
 
 
+def last_uncaught() -> BaseException | None:
+    """The exception that ended the program, once it propagated to the top (else None):
+    integrations that outlive ``fit`` use it to say why a version ended."""
+    return _last_uncaught
+
+
 def active_versions() -> list[Version]:
     """Versions of this process that are still running."""
     with _ACTIVE_LOCK:
@@ -817,4 +853,4 @@ def _at_exit() -> None:
             sys.stderr.write(f"modeltrack: could not finish {v.ref} at exit: {exc}\n")
 
 
-__all__ = ["Version", "active_versions", "default_model_name", "report", "safe_artifact_path", "start"]
+__all__ = ["Version", "active_versions", "default_model_name", "last_uncaught", "report", "safe_artifact_path", "start"]

@@ -155,8 +155,17 @@ def s3_client(*, transfer: bool = False) -> Any:
                 max_pool_connections=max(10, config.s3_concurrency() + 2),
             )
             client = boto3.session.Session().client("s3", config=cfg)
+            # No "Expect: 100-continue": botocore reads the interim answer's headers in a loop
+            # that spins for ever when the connection is cut right after "100 Continue" (seen
+            # behind a cutting proxy). The body then simply follows the headers.
+            client.meta.events.register_last("before-send.s3", _drop_expect_header)
             _CLIENTS[key] = client
         return client
+
+
+def _drop_expect_header(request: Any, **_kwargs: Any) -> None:
+    # "Expect" is never signed (SigV4 leaves it out), so removing it keeps the signature valid.
+    request.headers.pop("Expect", None)
 
 
 class _DaemonExecutor(BaseExecutor):

@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import modeltrack as mt  # noqa: E402
-from modeltrack import _patching  # noqa: E402
+from modeltrack import patching  # noqa: E402
 from modeltrack.errors import ModelTrackWarning, UntrustedArtifactError  # noqa: E402
 from modeltrack.integrations import sklearn as mts  # noqa: E402
 
@@ -41,7 +41,7 @@ def data() -> tuple[Any, Any, Any, Any]:
 def _clean() -> Any:
     yield
     mts.autolog(disable=True)
-    assert not _patching.enabled(mts.KEY), "patches leaked out of a test"
+    assert not patching.enabled(mts.KEY), "patches leaked out of a test"
 
 
 def _cli(*args: str, store: str) -> Any:
@@ -216,7 +216,7 @@ def test_context_manager_and_handle_scope(data: Any, store_uri: str) -> None:
         LogisticRegression().fit(X, y)
         LogisticRegression(C=2.0).fit(X, y)
     assert [v["status"] for v in mt.versions("block", store=store_uri)] == ["finished", "finished"]
-    assert not _patching.enabled(mts.KEY)
+    assert not patching.enabled(mts.KEY)
 
 
 def test_enable_twice_never_double_patches() -> None:
