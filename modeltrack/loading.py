@@ -13,9 +13,10 @@ from . import config
 from .blobs import fetch_verified
 from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
 from .formats import Sniffed, sniff
+from .layout import vkey
 from .plugins import loader_for
 from .refs import safe_artifact_path
-from .repo import Repo, vkey
+from .repo import Repo
 from .stores import Store
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

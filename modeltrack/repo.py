@@ -24,18 +24,14 @@ deleted at any time and is rebuilt from the files.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import re
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import config, records
+from . import config, maintenance, records
 from ._util import best_of, json_number, metric_goal, now_iso, parse_iso, process_alive
-from .blobs import blob_key
+from .changelog import diff_records
 from .errors import (
     AliasNotFoundError,
     CorruptRecordError,
@@ -48,38 +44,25 @@ from .errors import (
     StoreNotFoundError,
     VersionNotFoundError,
 )
+from .layout import (
+    _EVENT_NAME,
+    CRASHED,
+    FINISHED,
+    MAX_NOTES,
+    RUNNING,
+    SKIPPED,
+    _num,
+    _unique_name,
+    check_tag,
+    check_tag_value,
+    consolidate,
+    fold_aliases,
+    fold_tags,
+    vkey,
+)
 from .refs import Ref, check_alias_name, check_model_name, parse_ref
 from .secrets import scrub_text
 from .stores import FORMAT_KEY, FORMAT_VERSION, Store, open_store
-
-FINISHED, FAILED, RUNNING, CRASHED = "finished", "failed", "running", "crashed"
-SKIPPED = "skipped"  # a number whose claim was never published: not a version
-#: shortest gc grace period while any version of the store is running (seconds)
-RUNNING_GRACE_SECONDS = 900.0
-
-
-def vkey(model: str, number: int, name: str = "") -> str:
-    base = f"models/{model}/versions/{number}"
-    return f"{base}/{name}" if name else base
-
-
-_DIGITS = re.compile(r"[0-9]{1,18}")
-_EVENT_NAME = re.compile(r"[0-9]{8,18}\.json")
-_CHUNK = re.compile(r"metrics/[0-9]{6,18}\.json")
-_MODEL_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: longest tag value, in characters (names: 256)
-MAX_TAG_VALUE = 4096
-#: longest release notes, in characters
-MAX_NOTES = 1_000_000
-
-
-def _num(name: str) -> int | None:
-    return int(name) if _DIGITS.fullmatch(name) else None
-
-
-def _unique_name() -> str:
-    """A name for an event that no other writer can take: time-ordered, then random."""
-    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
 
 
 class Repo:
@@ -696,58 +679,8 @@ class Repo:
 
     # ------------------------------------------------------------------ gc and verify
     def referenced_blobs(self) -> set[str]:
-        """SHA-256 of every blob that any record may reference: finished, failed, running and
-        crashed versions (released checkpoints included), and version directories whatever
-        their state.
-
-        Raises:
-            CorruptRecordError: some records cannot be read; they might reference blobs, so
-                nothing may be deleted until they are fixed. The message names each one.
-        """
-        refs: set[str] = set()
-        unreadable: list[str] = []
-        for model in self.store.list("models"):
-            for n in self.version_numbers(model, include_deleted=True):
-                try:
-                    final = self.final(model, n)
-                    arts = final.get("artifacts", []) if isinstance(final, dict) else None
-                    if not isinstance(arts, list):
-                        if final is not None:
-                            raise CorruptRecordError(f"{vkey(model, n, 'final.json')} has no artifact list")
-                        arts = consolidate(self.records(model, n), keep_released=True).get("artifacts", [])
-                    if final is not None:
-                        # Released checkpoints of a finished version are not in final.json,
-                        # but the records that mention them still exist until gc deletes the version.
-                        with contextlib.suppress(CorruptRecordError):
-                            arts = arts + consolidate(self.records(model, n), keep_released=True)["artifacts"]
-                    for a in arts:
-                        sha = a.get("sha256") if isinstance(a, dict) else None
-                        if not isinstance(sha, str):
-                            raise CorruptRecordError(f"an artifact of {model}@v{n} has no sha256")
-                        refs.add(sha)
-                except (CorruptRecordError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                    key = getattr(exc, "key", None) or vkey(model, n)
-                    unreadable.append(str(key))
-        if unreadable:
-            raise CorruptRecordError(
-                f"gc stopped before deleting anything: {len(unreadable)} record(s) cannot be read and might "
-                f"reference blobs: {', '.join(unreadable[:10])}{' …' if len(unreadable) > 10 else ''}; restore them "
-                f"from a copy, or delete the damaged versions' directories, then run gc again "
-                f"(`modeltrack verify` lists all damage)",
-                key=unreadable[0],
-            )
-        return refs
-
-    def _any_running(self) -> bool:
-        for model in self.store.list("models"):
-            gone = self.deleted(model)
-            for n in self.version_numbers(model, include_deleted=True):
-                if n in gone or self.store.exists(vkey(model, n, "final.json")):
-                    continue
-                claim = self._claim_or_none(model, n)
-                if claim is not None and self._live_status(model, n, claim) == RUNNING:
-                    return True
-        return False
+        """See :func:`modeltrack.maintenance.referenced_blobs`."""
+        return maintenance.referenced_blobs(self)
 
     def gc(
         self,
@@ -758,418 +691,12 @@ class Repo:
         dry_run: bool = False,
         grace_seconds: float = 3600.0,
     ) -> dict[str, Any]:
-        """Delete the named versions (never one holding an alias unless ``force``) and every
-        blob no version references.
-
-        Blobs written or re-used less than ``grace_seconds`` ago are kept (a running version
-        may be about to reference them; while any version runs, at least
-        ``RUNNING_GRACE_SECONDS``). References are read twice, before and after choosing
-        what to delete, and a blob is deleted only if it is still old at that instant, so
-        a version that re-uses a blob meanwhile keeps it.
-
-        Raises:
-            CorruptRecordError: some records cannot be read (nothing is deleted).
-            StoreError: a version holds an alias or is running (without ``force``).
-        """
-        if not isinstance(grace_seconds, (int, float)) or not math.isfinite(grace_seconds) or grace_seconds < 0:
-            raise InvalidValueError(
-                f"gc grace period must be a number of seconds >= 0, got {grace_seconds!r}", value=grace_seconds
-            )
-        self.check_format()
-        versions = list(versions)
-        self.referenced_blobs()  # refuse early: damaged records stop gc before it deletes anything
-        deleted: list[str] = []
-        if model is not None:
-            nums = set(self._require_model(model))
-            aliases = self.aliases(model)
-            for n in versions:
-                if n not in nums:
-                    raise VersionNotFoundError(f"{model} has no version {n}", ref=f"{model}@v{n}")
-                held = sorted(a for a, v in aliases.items() if v == n)
-                if held and not force:
-                    raise StoreError(f"{model}@v{n} holds alias(es) {', '.join(held)}; move them first or pass --force")
-                if self.status(model, n) == RUNNING and not force:
-                    raise StoreError(f"{model}@v{n} is still running; wait for it or pass --force")
-            for n in versions:
-                if not dry_run:
-                    for a, v in aliases.items():
-                        if v == n:
-                            self.remove_alias(model, a)
-                    self.store.write_json(f"models/{model}/deleted/{n}", {"time": now_iso()})
-                    prefix = vkey(model, n)
-                    for key in list(self.store.walk(prefix)):
-                        if not key.endswith("/claim.json"):
-                            self.store.delete(key)
-                deleted.append(f"{model}@v{n}")
-        if self._any_running():
-            grace_seconds = max(grace_seconds, RUNNING_GRACE_SECONDS)
-        cutoff = time.time() - grace_seconds
-        refs = self.referenced_blobs()
-        candidates = []
-        kept_young = 0
-        for key in list(self.store.walk("blobs")):
-            sha = key.rsplit("/", 1)[-1]
-            if sha in refs:
-                continue
-            when = self.store.modified(key)
-            if grace_seconds > 0 and (when is None or when >= cutoff):
-                kept_young += 1
-                continue
-            candidates.append(key)
-        refs = self.referenced_blobs() if candidates else refs
-        removed, freed = [], 0
-        for key in candidates:
-            if key.rsplit("/", 1)[-1] in refs:
-                continue
-            try:
-                size = self.store.size(key)
-            except KeyNotFound:
-                continue
-            if dry_run:
-                ok = True
-            elif grace_seconds > 0:
-                ok = self.store.delete_if_older(key, cutoff)
-            else:
-                self.store.delete(key)
-                ok = True
-            if ok:
-                removed.append(key)
-                freed += size
-        return {
-            "deleted_versions": deleted,
-            "deleted_blobs": len(removed),
-            "freed_bytes": freed,
-            "dry_run": dry_run,
-            "kept_recent_blobs": kept_young,
-            "grace_seconds": grace_seconds,
-        }
+        """See :func:`modeltrack.maintenance.gc`."""
+        return maintenance.gc(self, model, versions, force=force, dry_run=dry_run, grace_seconds=grace_seconds)
 
     def verify(self) -> dict[str, Any]:
-        """Re-check every record of the store and every artifact checksum.
-
-        Checks what every other command reads: ``FORMAT``; every JSON record against its
-        kind's schema (claims, records, metric chunks, series, final records, notes,
-        heartbeats, environments, alias and tag logs, gc tombstones); that each version
-        directory has its claim; that a finished version keeps its ``series.json`` and a
-        running or crashed one has no gap in its metric chunks; and that every referenced
-        blob exists, is a regular file and hashes to its name.
-
-        Returns:
-            ``{"ok", "records_checked", "artifacts_checked", "problems": [{"key", "problem"}],
-            "notes": [{"key", "note"}]}``; ``notes`` are harmless leftovers (a number whose
-            claim was never published because its process was killed inside ``start()``).
-        """
-        problems: list[dict[str, str]] = []
-        notes: list[dict[str, str]] = []
-        checked = records_checked = 0
-        seen: dict[str, str | None] = {}
-
-        def bad(key: str, problem: str, **extra: str) -> None:
-            problems.append({"key": key, "problem": problem, **extra})
-
-        try:
-            raw = self.store.read(FORMAT_KEY)
-        except KeyNotFound:
-            raw = None
-            if self.store.list("models") or self.store.list("blobs"):
-                bad(FORMAT_KEY, "missing: the store has models but no FORMAT file")
-            else:
-                raise StoreNotFoundError(
-                    f"no modeltrack store at {self.store.uri}: nothing to verify; check MODELTRACK_STORE / --store",
-                    uri=self.store.uri,
-                ) from None
-        if raw is not None:
-            try:
-                fmt = records.load(raw, FORMAT_KEY)
-                if fmt["format"] > FORMAT_VERSION:
-                    bad(FORMAT_KEY, f"format {fmt['format']} is newer than this modeltrack reads ({FORMAT_VERSION})")
-            except CorruptRecordError as exc:
-                bad(FORMAT_KEY, str(exc))
-        for model in self.store.list("models"):
-            if not _MODEL_DIR.fullmatch(model):
-                bad(f"models/{model}", "not a valid model name: a stray file or directory")
-                continue
-            base_model = f"models/{model}"
-            for area in self.store.list(base_model):
-                if area not in ("versions", "aliases", "tags", "deleted"):
-                    bad(f"{base_model}/{area}", "unexpected entry in the model's directory")
-            for area in ("aliases", "tags", "deleted"):
-                for name in self.store.list(f"{base_model}/{area}"):
-                    key = f"{base_model}/{area}/{name}"
-                    records_checked += 1
-                    if records.kind_of(key) is None or (area == "aliases" and not _EVENT_NAME.fullmatch(name)):
-                        bad(key, f"unexpected file in the {area} log")
-                        continue
-                    try:
-                        ev = self.read_json(key)
-                    except (CorruptRecordError, KeyNotFound) as exc:
-                        bad(key, str(exc))
-                        continue
-                    if area == "aliases" and ev.get("seq") is not None and int(ev["seq"]) != int(name[:-5]):
-                        bad(key, f"alias event numbered {ev['seq']} is stored as {name}: the history is out of order")
-            gone = self.deleted(model)
-            for name in self.store.list(f"{base_model}/versions"):
-                n = _num(name)
-                base = f"{base_model}/versions/{name}"
-                if n is None:
-                    bad(base, "not a version number: a stray file or directory")
-                    continue
-                keys = list(self.store.walk(base))
-                if n in gone:
-                    continue  # deleted by gc: only the claim stays, to keep the number taken
-                has = {k[len(base) + 1 :] for k in keys}
-                if "claim.json" not in has:
-                    if not has:
-                        notes.append({"key": base, "note": "number never claimed (its process was killed in start())"})
-                    else:
-                        bad(f"{base}/claim.json", "missing: the version has records but no claim")
-                for key in keys:
-                    if records.kind_of(key) is None:
-                        if key.endswith(".json"):
-                            bad(key, "unexpected record in the version's directory")
-                        continue
-                    records_checked += 1
-                    try:
-                        rec = self.read_json(key)
-                    except (CorruptRecordError, KeyNotFound) as exc:
-                        bad(key, str(exc))
-                        continue
-                    if key.endswith("/claim.json") and (
-                        rec.get("version") not in (None, n) or rec.get("model") not in (None, model)
-                    ):
-                        bad(key, f"claims {rec.get('model')}@v{rec.get('version')}, but is stored as {model}@v{n}")
-                chunks = sorted(int(k.rsplit("/", 1)[-1][:-5]) for k in has if _CHUNK.fullmatch(k))
-                if "final.json" in has:
-                    try:
-                        final = self.final(model, n)
-                    except CorruptRecordError:
-                        continue
-                    counted = sum(int(m.get("count") or 0) for m in (final or {}).get("metrics", {}).values())
-                    if counted and "series.json" not in has:
-                        bad(
-                            f"{base}/series.json", f"missing: {counted} metric points of this finished version are lost"
-                        )
-                    arts = (final or {}).get("artifacts", [])
-                else:
-                    if (
-                        "series.json" in has
-                        and not chunks
-                        and "claim.json" in has
-                        and self.read_json_or(f"{base}/series.json", None)
-                    ):
-                        bad(f"{base}/final.json", "missing: the version was finished (its metric chunks are gone)")
-                    missing = sorted(set(range(1, chunks[-1] + 1)) - set(chunks)) if chunks else []
-                    for k in missing:
-                        bad(f"{base}/metrics/{k:06d}.json", "missing metric chunk: points are lost")
-                    try:
-                        arts = consolidate(self.records(model, n)).get("artifacts", [])
-                    except (CorruptRecordError, KeyError, TypeError, ValueError):
-                        continue
-                for art in arts:
-                    sha = art["sha256"]
-                    checked += 1
-                    if sha not in seen:
-                        try:
-                            got = self.store.sha256(blob_key(sha))
-                            seen[sha] = None if got == sha else f"checksum mismatch (content hashes to {got[:12]}…)"
-                        except KeyNotFound:
-                            seen[sha] = "blob missing"
-                        except CorruptRecordError as exc:
-                            seen[sha] = str(exc)
-                    if seen[sha]:
-                        bad(f"{base}/artifacts/{art['path']}", str(seen[sha]), blob=blob_key(sha))
-        return {
-            "ok": not problems,
-            "records_checked": records_checked,
-            "artifacts_checked": checked,
-            "problems": problems,
-            "notes": notes,
-        }
-
-
-def fold_aliases(events: list[dict[str, Any]]) -> dict[str, int]:
-    """Replay alias events into the current alias → version map."""
-    current: dict[str, int] = {}
-    for ev in events:
-        if ev.get("to") is None:
-            current.pop(ev["alias"], None)
-        else:
-            current[ev["alias"]] = int(ev["to"])
-    return dict(sorted(current.items()))
-
-
-def fold_tags(events: list[dict[str, Any]]) -> dict[int, dict[str, str | None]]:
-    """Replay tag events (oldest first) into each version's current tags. An event names
-    the keys it sets and removes; events of the first format hold the whole set."""
-    out: dict[int, dict[str, str | None]] = {}
-    for ev in events:
-        number = int(ev["version"])
-        if "tags" in ev:
-            out[number] = dict(ev["tags"])
-            continue
-        current = out.setdefault(number, {})
-        current.update(ev.get("set") or {})
-        for key in ev.get("remove") or ():
-            current.pop(key, None)
-    return {n: t for n, t in out.items() if t}
-
-
-def check_tag_value(key: str, value: object) -> str | None:
-    """A tag value as stored: ``None`` (a bare label) or a string of at most ``MAX_TAG_VALUE``."""
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > MAX_TAG_VALUE:
-        raise InvalidValueError(
-            f"tag {key!r} has a value of {len(text):,} characters; the limit is {MAX_TAG_VALUE:,}: store "
-            f"large values as notes or an artifact",
-            value=key,
-        )
-    return text
-
-
-def check_tag(key: object) -> str:
-    if not isinstance(key, str) or not key or len(key) > 256 or any(c in key for c in "\n\r\t"):
-        from .errors import InvalidNameError
-
-        raise InvalidNameError(f"invalid tag name {key!r}: use 1-256 characters without newlines or tabs", name=key)
-    return key
-
-
-def consolidate(events: list[dict[str, Any]], *, keep_released: bool = False) -> dict[str, Any]:
-    """Fold the events of a running version into params, data, artifacts, framework, info."""
-    params: dict[str, Any] = {}
-    data: dict[str, dict[str, Any]] = {}
-    artifacts: dict[str, dict[str, Any]] = {}
-    released: list[dict[str, Any]] = []
-    info: dict[str, Any] = {}
-    goals: dict[str, str] = {}
-    framework = None
-    parent = None
-    for ev in events:
-        t = ev.get("type")
-        if t == "params":
-            params.update(ev["params"])
-        elif t == "data":
-            data[ev["name"]] = {k: v for k, v in ev.items() if k != "type"}
-        elif t == "artifact":
-            art = {k: v for k, v in ev.items() if k != "type"}
-            if art.get("best"):
-                for other in artifacts.values():
-                    if other.get("kind") == art.get("kind"):
-                        other.pop("best", None)
-            artifacts[art["path"]] = art
-        elif t == "release":
-            gone = artifacts.pop(ev["path"], None)
-            if gone is not None:
-                released.append(gone)
-        elif t == "best":
-            for path, art in artifacts.items():
-                if art.get("kind") == ev.get("kind", art.get("kind")):
-                    art.pop("best", None)
-                if path == ev["path"]:
-                    art["best"] = True
-        elif t == "framework":
-            framework = ev["name"]
-        elif t == "info":
-            info.update(ev["info"])
-        elif t == "goal":
-            goals[ev["name"]] = ev["goal"]
-        elif t == "parent":
-            parent = ev["parent"]
-    out: dict[str, Any] = {
-        "params": params,
-        "data": list(data.values()),
-        "artifacts": list(artifacts.values()) + (released if keep_released else []),
-        "framework": framework,
-        "info": info,
-        "goals": goals,
-        "parent": parent,
-    }
-    return out
-
-
-def _changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    added = {k: b[k] for k in b if k not in a}
-    removed = {k: a[k] for k in a if k not in b}
-    changed = {k: {"from": a[k], "to": b[k]} for k in a if k in b and a[k] != b[k] and not _both_nan(a[k], b[k])}
-    return {"added": added, "removed": removed, "changed": changed}
-
-
-def _both_nan(x: Any, y: Any) -> bool:
-    return isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
-
-
-def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
-    """Differences between two version records (as returned by :meth:`Repo.version`)."""
-    ma = {k: v.get("last") for k, v in va["metrics"].items()}
-    mb = {k: v.get("last") for k, v in vb["metrics"].items()}
-    metrics = {}
-    for k in sorted(set(ma) | set(mb)):
-        x, y = ma.get(k), mb.get(k)
-        delta = y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
-        metrics[k] = {"from": x, "to": y, "delta": delta}
-    da = {d["name"]: d for d in va.get("data", [])}
-    db = {d["name"]: d for d in vb.get("data", [])}
-    data = {}
-    for k in sorted(set(da) | set(db)):
-        fa, fb = da.get(k, {}).get("fingerprint"), db.get(k, {}).get("fingerprint")
-        if fa != fb:
-            data[k] = {
-                "from": fa,
-                "to": fb,
-                "shape_from": da.get(k, {}).get("shape"),
-                "shape_to": db.get(k, {}).get("shape"),
-            }
-    ea, eb = va.get("environment") or {}, vb.get("environment") or {}
-    ga, gb = ea.get("git") or {}, eb.get("git") or {}
-    code = {
-        "commit": {"from": ga.get("commit"), "to": gb.get("commit")},
-        "dirty": {"from": ga.get("dirty"), "to": gb.get("dirty")},
-        "diff_sha256": {"from": ea.get("diff_sha256"), "to": eb.get("diff_sha256")},
-    }
-    code_changed = any(v["from"] != v["to"] for v in code.values())
-    packages = _changes(ea.get("packages") or {}, eb.get("packages") or {})
-    arch_a = va.get("info", {}).get("architecture")
-    arch_b = vb.get("info", {}).get("architecture")
-    return {
-        "from": f"{va['model']}@v{va['version']}",
-        "to": f"{vb['model']}@v{vb['version']}",
-        "params": _changes(va.get("params", {}), vb.get("params", {})),
-        "metrics": metrics,
-        "data": data,
-        "code": {"changed": code_changed, **code},
-        "packages": packages,
-        "architecture": {"changed": arch_a != arch_b, "from": arch_a, "to": arch_b},
-        "framework": {"from": va.get("framework"), "to": vb.get("framework")},
-    }
-
-
-def semver_bump(d: dict[str, Any]) -> str | None:
-    """The part of ``major.minor.patch`` a diff bumps: data or architecture → major, code →
-    minor, hyperparameters only → patch; ``None`` if nothing changed."""
-    if d["data"] or d["architecture"]["changed"]:
-        return "major"
-    if d["code"]["changed"]:
-        return "minor"
-    p = d["params"]
-    if p["added"] or p["removed"] or p["changed"] or d["packages"]["changed"]:
-        return "patch"
-    return None
-
-
-def bump_label(label: str | None, part: str | None) -> str:
-    if not label:
-        return "1.0.0"
-    try:
-        major, minor, patch = (int(x) for x in label.split("."))
-    except ValueError:
-        return "1.0.0"
-    if part == "major":
-        return f"{major + 1}.0.0"
-    if part == "minor":
-        return f"{major}.{minor + 1}.0"
-    return f"{major}.{minor}.{patch + 1}"
+        """See :func:`modeltrack.maintenance.verify`."""
+        return maintenance.verify(self)
 
 
 def _ranges(nums: list[int]) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from . import config
 from ._util import best_of, metric_goal, now_iso, process_identity
 from .capture.params import flatten, to_json_value
+from .changelog import bump_label, diff_records, semver_bump
 from .errors import (
     ArtifactPathError,
     InvalidMetricError,
@@ -37,21 +38,10 @@ from .errors import (
     VersionStateError,
 )
 from .failures import report
+from .layout import CRASHED, FAILED, FINISHED, RUNNING, blob_key, consolidate, vkey
 from .progress import UploadProgress
 from .refs import check_model_name, safe_artifact_path
-from .repo import (
-    CRASHED,
-    FAILED,
-    FINISHED,
-    RUNNING,
-    Repo,
-    blob_key,
-    bump_label,
-    consolidate,
-    diff_records,
-    semver_bump,
-    vkey,
-)
+from .repo import Repo
 from .secrets import scrub_value
 from .stores import Store, writer_for
 from .stores.base import file_sha256

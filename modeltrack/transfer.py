@@ -20,7 +20,8 @@ from typing import Any
 from ._util import now_iso
 from .blobs import fetch_verified
 from .errors import StoreError, VersionStateError
-from .repo import RUNNING, Repo, blob_key, consolidate, vkey
+from .layout import RUNNING, blob_key, consolidate, vkey
+from .repo import Repo
 from .secrets import strip_credentials
 from .stores import Store
 

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 import modeltrack as mt
-from modeltrack.repo import blob_key
+from modeltrack.blobs import blob_key
 from modeltrack.stores.local import LocalStore
 from modeltrack.ui.server import UIServer, make_server
 

@@ -76,6 +76,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .._util import parse_iso
 from .._version import __version__
+from ..blobs import blob_key
+from ..changelog import diff_records
 from ..errors import (
     AliasNotFoundError,
     ArtifactPathError,
@@ -89,8 +91,9 @@ from ..errors import (
     StoreError,
     VersionNotFoundError,
 )
+from ..layout import CRASHED, RUNNING, vkey
 from ..refs import check_alias_name, check_model_name
-from ..repo import CRASHED, RUNNING, Repo, blob_key, diff_records, vkey
+from ..repo import Repo
 from .series import DEFAULT_MAX_POINTS, version_series
 
 #: largest dirty diff shipped to the browser inline

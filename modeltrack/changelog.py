@@ -1,0 +1,92 @@
+"""What changed between two versions, and the semantic label a change implies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    added = {k: b[k] for k in b if k not in a}
+    removed = {k: a[k] for k in a if k not in b}
+    changed = {k: {"from": a[k], "to": b[k]} for k in a if k in b and a[k] != b[k] and not _both_nan(a[k], b[k])}
+    return {"added": added, "removed": removed, "changed": changed}
+
+
+def _both_nan(x: Any, y: Any) -> bool:
+    return isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
+
+
+def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
+    """Differences between two version records (as returned by :meth:`Repo.version`)."""
+    ma = {k: v.get("last") for k, v in va["metrics"].items()}
+    mb = {k: v.get("last") for k, v in vb["metrics"].items()}
+    metrics = {}
+    for k in sorted(set(ma) | set(mb)):
+        x, y = ma.get(k), mb.get(k)
+        delta = y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
+        metrics[k] = {"from": x, "to": y, "delta": delta}
+    da = {d["name"]: d for d in va.get("data", [])}
+    db = {d["name"]: d for d in vb.get("data", [])}
+    data = {}
+    for k in sorted(set(da) | set(db)):
+        fa, fb = da.get(k, {}).get("fingerprint"), db.get(k, {}).get("fingerprint")
+        if fa != fb:
+            data[k] = {
+                "from": fa,
+                "to": fb,
+                "shape_from": da.get(k, {}).get("shape"),
+                "shape_to": db.get(k, {}).get("shape"),
+            }
+    ea, eb = va.get("environment") or {}, vb.get("environment") or {}
+    ga, gb = ea.get("git") or {}, eb.get("git") or {}
+    code = {
+        "commit": {"from": ga.get("commit"), "to": gb.get("commit")},
+        "dirty": {"from": ga.get("dirty"), "to": gb.get("dirty")},
+        "diff_sha256": {"from": ea.get("diff_sha256"), "to": eb.get("diff_sha256")},
+    }
+    code_changed = any(v["from"] != v["to"] for v in code.values())
+    packages = _changes(ea.get("packages") or {}, eb.get("packages") or {})
+    arch_a = va.get("info", {}).get("architecture")
+    arch_b = vb.get("info", {}).get("architecture")
+    return {
+        "from": f"{va['model']}@v{va['version']}",
+        "to": f"{vb['model']}@v{vb['version']}",
+        "params": _changes(va.get("params", {}), vb.get("params", {})),
+        "metrics": metrics,
+        "data": data,
+        "code": {"changed": code_changed, **code},
+        "packages": packages,
+        "architecture": {"changed": arch_a != arch_b, "from": arch_a, "to": arch_b},
+        "framework": {"from": va.get("framework"), "to": vb.get("framework")},
+    }
+
+
+def semver_bump(d: dict[str, Any]) -> str | None:
+    """The part of ``major.minor.patch`` a diff bumps: data or architecture → major, code →
+    minor, hyperparameters only → patch; ``None`` if nothing changed."""
+    if d["data"] or d["architecture"]["changed"]:
+        return "major"
+    if d["code"]["changed"]:
+        return "minor"
+    p = d["params"]
+    if p["added"] or p["removed"] or p["changed"] or d["packages"]["changed"]:
+        return "patch"
+    return None
+
+
+def bump_label(label: str | None, part: str | None) -> str:
+    if not label:
+        return "1.0.0"
+    try:
+        major, minor, patch = (int(x) for x in label.split("."))
+    except ValueError:
+        return "1.0.0"
+    if part == "major":
+        return f"{major + 1}.0.0"
+    if part == "minor":
+        return f"{major}.{minor + 1}.0"
+    return f"{major}.{minor}.{patch + 1}"
+
+
+__all__ = ["bump_label", "diff_records", "semver_bump"]
