@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .repo import Repo
 
 
 def _changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -89,4 +92,39 @@ def bump_label(label: str | None, part: str | None) -> str:
     return f"{major}.{minor}.{patch + 1}"
 
 
-__all__ = ["bump_label", "diff_records", "semver_bump"]
+def changelog_entry(
+    repo: Repo, model: str, number: int, final: dict[str, Any], environment: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The changelog of a version that is finishing (``final`` is its record about to be
+    written) against the previous finished version, and the semantic label it implies.
+
+    Returns:
+        ``(changes, label)``: ``(None, "1.0.0")`` for a first version; the label is None when
+        the previous version has none (unknown rather than wrong).
+    """
+    prev = repo.previous_finished(model, number)
+    if prev is None:
+        return None, "1.0.0"
+    pv = repo.version((model, prev), series=False)
+    me = {
+        "model": model,
+        "version": number,
+        "params": final["params"],
+        "data": final["data"],
+        "metrics": {k: {"last": v["last"]} for k, v in final["metrics"].items()},
+        "environment": environment,
+        "info": final.get("info", {}),
+        "framework": final.get("framework"),
+    }
+    d = diff_records(pv, me)
+    part = semver_bump(d)
+    changes = {
+        "against": prev,
+        "bump": part,
+        **{k: d[k] for k in ("params", "data", "code", "architecture")},
+        "packages": d["packages"],
+    }
+    return changes, (bump_label(pv["label"], part) if pv.get("label") else None)
+
+
+__all__ = ["bump_label", "changelog_entry", "diff_records", "semver_bump"]

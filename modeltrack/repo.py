@@ -421,6 +421,17 @@ class Repo:
             cache.put_many(model, fresh, stamps=stamps)
         return out
 
+    def remember_ended(self, model: str, number: int, final: dict[str, Any]) -> None:
+        """Put the summary of a version that just ended into the listing index (a cache)."""
+        if not self.store_id:
+            return
+        from . import index
+
+        cache = index.open_index(f"{self.store.uri}#{self.store_id}")
+        if cache is not None:
+            stamps = self.final_stamps(model, [number]) if self.store.has_stamps else None
+            cache.put_many(model, [(number, self.summary(model, number, final))], stamps=stamps)
+
     def final_stamps(self, model: str, nums: Iterable[int]) -> dict[int, str]:
         """Fingerprints of the ``final.json`` of each version that has one (see ``Store.stamp``)."""
         out = {}
@@ -521,6 +532,13 @@ class Repo:
         if writer is not None and writer is not self.store:
             return {}
         return self.tags(model, number)
+
+    def code_diff(self, model: str, number: int) -> str | None:
+        """The dirty diff of tracked files captured with the version, if there was one."""
+        try:
+            return self.store.read(vkey(model, number, "code.diff")).decode("utf-8", errors="replace")
+        except KeyNotFound:
+            return None
 
     def notes(self, model: str, number: int) -> str | None:
         data = self.read_json_or(vkey(model, number, "notes.json"), None)

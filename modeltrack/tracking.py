@@ -25,7 +25,7 @@ from typing import Any
 from . import config
 from ._util import best_of, metric_goal, now_iso, process_identity
 from .capture.params import flatten, to_json_value
-from .changelog import bump_label, diff_records, semver_bump
+from .changelog import changelog_entry
 from .errors import (
     ArtifactPathError,
     InvalidMetricError,
@@ -639,15 +639,7 @@ class Version:
             final["changes"], final["label"] = self._changelog_within_deadline(final)
         self.store.write_json(vkey(self.model, self.number, "series.json"), self._series)
         self.store.create_json(vkey(self.model, self.number, "final.json"), final)
-        if self.repo.store_id:
-            from . import index
-
-            cache = index.open_index(f"{self.repo.store.uri}#{self.repo.store_id}")
-            if cache is not None:
-                stamps = self.repo.final_stamps(self.model, [self.number]) if self.repo.store.has_stamps else None
-                cache.put_many(
-                    self.model, [(self.number, self.repo.summary(self.model, self.number, final))], stamps=stamps
-                )
+        self.repo.remember_ended(self.model, self.number, final)
         # The chunks this writer published (no listing: the store may be unreachable now).
         for seq in range(1, self._chunk_seq + 1):
             self.store.delete(vkey(self.model, self.number, f"metrics/{seq:06d}.json"))
@@ -673,30 +665,8 @@ class Version:
         return None, None
 
     def _changelog(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-        """Diff against the previous finished version, and the semantic label it implies."""
         try:
-            prev = self.repo.previous_finished(self.model, self.number)
-            if prev is None:
-                return None, "1.0.0"
-            pv = self.repo.version((self.model, prev), series=False)
-            me = {
-                "model": self.model,
-                "version": self.number,
-                "params": final["params"],
-                "data": final["data"],
-                "metrics": {k: {"last": v["last"]} for k, v in final["metrics"].items()},
-                "environment": self._env_record or {},
-                "info": final.get("info", {}),
-                "framework": final.get("framework"),
-            }
-            d = diff_records(pv, me)
-            part = semver_bump(d)
-            return {
-                "against": prev,
-                "bump": part,
-                **{k: d[k] for k in ("params", "data", "code", "architecture")},
-                "packages": d["packages"],
-            }, (bump_label(pv["label"], part) if pv.get("label") else None)
+            return changelog_entry(self.repo, self.model, self.number, final, self._env_record or {})
         except Exception as exc:  # noqa: BLE001 - the changelog is a courtesy
             warnings.warn(f"modeltrack: changelog of {self.ref} failed: {exc}", ModelTrackWarning, stacklevel=2)
             return None, None  # unknown, rather than a wrong label

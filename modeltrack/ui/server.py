@@ -91,7 +91,7 @@ from ..errors import (
     StoreError,
     VersionNotFoundError,
 )
-from ..layout import CRASHED, RUNNING, vkey
+from ..layout import CRASHED, RUNNING
 from ..refs import check_alias_name, check_model_name
 from ..repo import Repo
 from .series import DEFAULT_MAX_POINTS, version_series
@@ -259,12 +259,7 @@ class UIApp:
         rec = self._record(model, number)
         final = self.repo.final(model, number)
         rec["changes"] = (final or {}).get("changes")
-        diff: str | None = None
-        try:
-            raw = self.repo.store.read(vkey(model, number, "code.diff"))
-            diff = raw.decode("utf-8", errors="replace")
-        except KeyNotFound:
-            pass
+        diff = self.repo.code_diff(model, number)
         rec["code_diff_truncated"] = diff is not None and len(diff) > MAX_DIFF_CHARS
         rec["code_diff"] = diff[:MAX_DIFF_CHARS] if diff is not None else None
         rec["alias_history"] = self.repo.alias_history(model)
