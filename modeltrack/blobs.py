@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import stat
-import uuid
 from pathlib import Path
 
 from .errors import CorruptRecordError, KeyNotFound, ModelTrackError
@@ -29,6 +27,8 @@ def fetch_verified(store: Store, sha: str, target: Path, *, what: str = "") -> N
     """
     key = blob_key(sha)
     target.parent.mkdir(parents=True, exist_ok=True)
+    import uuid
+
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         try:
@@ -68,6 +68,8 @@ def _copy_hashing(src: Path, dst: Path) -> str:
                 key=str(src),
             ) from exc
         raise
+    import hashlib  # imported when a blob is read, not with modeltrack
+
     h = hashlib.sha256()
     with os.fdopen(fd, "rb") as f, open(dst, "wb") as out:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):

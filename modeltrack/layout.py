@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 from .blobs import blob_key
@@ -38,6 +37,8 @@ def _num(name: str) -> int | None:
 
 def _unique_name() -> str:
     """A name for an event that no other writer can take: time-ordered, then random."""
+    import uuid
+
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
 
 

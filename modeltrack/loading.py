@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
@@ -12,7 +11,6 @@ from typing import Any
 from . import config
 from .blobs import fetch_verified
 from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
-from .formats import Sniffed, sniff
 from .layout import vkey
 from .plugins import loader_for
 from .refs import safe_artifact_path
@@ -88,10 +86,12 @@ def artifact_file(
 
 
 def _cache_dir(repo: Repo) -> Path:
+    import hashlib
+
     return Path(config.cache_dir()) / hashlib.sha256(repo.store.uri.encode()).hexdigest()[:12]
 
 
-def _loader_module(framework: str | None, sniffed: Sniffed, ref: str) -> Any:
+def _loader_module(framework: str | None, sniffed: Any, ref: str) -> Any:
     """The integration that loads this version: the recorded framework's, else the one the
     content calls for (a model file logged by hand)."""
     module_name = loader_for(framework, sniffed.name)
@@ -141,6 +141,8 @@ def load(
     art = pick_artifact(record, path, None if kind == "model" else kind)
     file = artifact_file(repo, ref, path=art["path"], record=record)
     label = f"{record['model']}@v{record['version']}"
+    from .formats import sniff  # zipfile and friends: only when something is loaded
+
     sniffed = sniff(file)
     module = _loader_module(record.get("framework"), sniffed, label)
     needs_trust = getattr(module, "artifact_needs_trust", None)

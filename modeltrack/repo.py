@@ -24,7 +24,6 @@ deleted at any time and is rebuilt from the files.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -126,6 +125,8 @@ class Repo:
                         uri=self.store.uri,
                     )
                 return
+
+            import uuid
 
             self.store.check_writable()
             if not self.store.create_json(
