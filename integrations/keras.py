@@ -65,7 +65,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 import weakref
@@ -367,7 +366,6 @@ class ModelTrackCallback(keras.callbacks.Callback):
         self._in_fit = False
         self._owns = False
         self._dir: Path | None = None
-        self._tmp: str | None = None
         self._wrapped: list[tuple[str, Any, Any]] = []
         self._finalizer: weakref.finalize | None = None
         self._iter0: int | None = None
@@ -453,8 +451,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             self._dir = self.checkpoint_dir
         else:
-            self._tmp = tempfile.mkdtemp(prefix="modeltrack-keras-")
-            self._dir = Path(self._tmp)
+            self._dir = self.version.scratch_dir()
         self._iter0 = self._iterations()
         self._state_size = patching.safe_call("sizing the keras model", _state_bytes, model) or 0
         args = {**(self._fit_args or {}), **{k: v for k, v in fit_locals.items() if k != "self"}}
@@ -618,9 +615,6 @@ class ModelTrackCallback(keras.callbacks.Callback):
         self._callback_list_ref = None
         self._fit_args = None
         self._pending = None
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
         self.version = None
 
     # ------------------------------------------------------------------ failure

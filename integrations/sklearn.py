@@ -546,14 +546,9 @@ def _script_name() -> str | None:
     return re.sub(r"[^A-Za-z0-9._-]", "-", Path(argv0).stem).strip("-._")[:128] or None
 
 
-_tmpdir: str | None = None
-
-
-def _tmp_file(name: str) -> Path:
-    global _tmpdir
-    if _tmpdir is None or not os.path.isdir(_tmpdir):
-        _tmpdir = tempfile.mkdtemp(prefix="modeltrack-sklearn-")
-    fd, path = tempfile.mkstemp(prefix="", suffix="-" + name, dir=_tmpdir)
+def _tmp_file(version: Version, name: str) -> Path:
+    """A fresh file in the version's scratch directory (removed when the version ends)."""
+    fd, path = tempfile.mkstemp(prefix="", suffix="-" + name, dir=version.scratch_dir())
     os.close(fd)
     return Path(path)
 
@@ -851,7 +846,7 @@ def _regression_metrics(y: Any, y_pred: Any, sample_weight: Any) -> dict[str, fl
 def _log_model(version: Version, est: Any) -> None:
     import joblib
 
-    path = _tmp_file(MODEL_FILE)
+    path = _tmp_file(version, MODEL_FILE)
     try:
         joblib.dump(est, path)
         version.log_artifact(
@@ -879,13 +874,13 @@ def _cell(value: Any) -> Any:
     return value if isinstance(value, (int, str, bool)) else json.dumps(to_json_value(value))
 
 
-def _csv_file(name: str, columns: list[str], rows: Iterable[list[Any]]) -> Path:
+def _csv_file(version: Version, name: str, columns: list[str], rows: Iterable[list[Any]]) -> Path:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(c) for c in row])
-    path = _tmp_file(name)
+    path = _tmp_file(version, name)
     path.write_text(buf.getvalue(), encoding="utf-8")
     return path
 
@@ -900,7 +895,7 @@ def _log_search(version: Version, est: Any, max_candidates: int) -> None:
         version.log_metrics({"best_cv_score": best_score}, step=0)
     columns = list(results)
     n = len(results["params"])
-    path = _csv_file(CV_RESULTS_FILE, columns, ([results[c][i] for c in columns] for i in range(n)))
+    path = _csv_file(version, CV_RESULTS_FILE, columns, ([results[c][i] for c in columns] for i in range(n)))
     try:
         version.log_artifact(path, kind="cv_results", name=CV_RESULTS_FILE)
     finally:
@@ -934,7 +929,7 @@ def _log_search(version: Version, est: Any, max_candidates: int) -> None:
     )
     if top:
         cols = list(top[0])
-        path = _csv_file(CANDIDATES_FILE, cols, ([row[c] for c in cols] for row in top))
+        path = _csv_file(version, CANDIDATES_FILE, cols, ([row[c] for c in cols] for row in top))
         try:
             version.log_artifact(path, kind="table", name=CANDIDATES_FILE)
         finally:

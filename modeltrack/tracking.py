@@ -85,6 +85,7 @@ class Version:
         self._epoch: int | None = None
         self._warned: set[str] = set()
         self._not_recorded: list[dict[str, Any]] = []
+        self._scratch: Path | None = None
         self._closed = False
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -460,6 +461,16 @@ class Version:
                 return f"{self.model}@v{n}"
         return None
 
+    def scratch_dir(self) -> Path:
+        """A private temporary directory for files an integration writes before logging them
+        (a model saved by the framework, a CSV of search results); removed when the version
+        ends. Logged files are stored (copied) by ``log_artifact``, so removing it is safe."""
+        if self._scratch is None:
+            import tempfile
+
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"modeltrack-{self.model}-v{self.number}-"))
+        return self._scratch
+
     def set_parent(self, ref: str) -> None:
         """Record that this run resumed from (or fine-tunes) another version."""
         self._record({"type": "parent", "parent": ref})
@@ -601,6 +612,11 @@ class Version:
             report(exc, f"finishing {self.ref}")
         # Bounded wait for spooled uploads (remote stores); what is left goes up with `modeltrack sync`.
         self.store.drain(config.upload_timeout(), UploadProgress(self.repo.store.uri))
+        if self._scratch is not None:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def fail(self, exc: BaseException | str | None = None) -> None:
         """End the version as ``failed``, recording the exception's traceback (or a reason)."""
