@@ -1005,17 +1005,10 @@ def autolog(
         patching.disable(_PATCH_KEY)
         return
     known = inspect.signature(ModelTrackCallback.__init__).parameters
-    unknown = sorted(k for k in callback_kwargs if k not in known or k in ("self", "version"))
-    if unknown:
-        # modeltrack.autolog() passes one set of options to every framework: another
-        # integration's option is not an error here.
-        warnings.warn(
-            f"modeltrack: keras autolog ignores option(s) {', '.join(unknown)}; it takes "
-            f"{', '.join(k for k in known if k not in ('self', 'model', 'store', 'version'))}",
-            ModelTrackWarning,
-            stacklevel=2,
-        )
-    settings = {"model": model, "store": store, **{k: v for k, v in callback_kwargs.items() if k not in unknown}}
+    patching.refuse_unknown_options(
+        "keras", callback_kwargs, (k for k in known if k not in ("self", "model", "store", "version"))
+    )
+    settings = {"model": model, "store": store, **callback_kwargs}
     ModelTrackCallback(**settings)  # validate now, not at the first fit
 
     def install(patcher: patching.Patcher) -> None:
@@ -1106,6 +1099,7 @@ def artifact_needs_trust(sniffed: Any, **kwargs: Any) -> bool:
 
 def load_artifact(
     file: str | os.PathLike[str],
+    *,
     record: Mapping[str, Any] | None = None,
     artifact: Mapping[str, Any] | None = None,
     sniffed: str | None = None,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self, override
 
-from modeltrack import config
+from modeltrack import config, patching
 from modeltrack.errors import InvalidValueError
 from modeltrack.patching import Patcher, safe_call, wrap
 from modeltrack.patching import disable as _disable_patches
@@ -1040,16 +1040,11 @@ def autolog(
     if disable:
         _disable_patches(_AUTOLOG_KEY)
         return []
-    unknown = set(callback_kwargs) - {
-        "checkpoints",
-        "every_n_epochs",
-        "log_every_n_steps",
-        "data_fingerprint",
-        "params",
-        "tags",
-    }
-    if unknown:
-        raise TypeError(f"autolog() got unexpected options {sorted(unknown)} for ModelTrackCallback")
+    patching.refuse_unknown_options(
+        "lightning",
+        callback_kwargs,
+        ("checkpoints", "every_n_epochs", "log_every_n_steps", "data_fingerprint", "params", "tags"),
+    )
     _validate(
         callback_kwargs.get("checkpoints", "best"),
         callback_kwargs.get("every_n_epochs", 1),
@@ -1099,9 +1094,9 @@ def artifact_needs_trust(sniffed: Any, **kwargs: Any) -> bool:
 
 def load_artifact(
     file: str | os.PathLike[str],
-    record: Mapping[str, Any],
-    artifact: Mapping[str, Any],
     *,
+    record: Mapping[str, Any] | None = None,
+    artifact: Mapping[str, Any] | None = None,
     cls: type | None = None,
     map_location: Any = None,
     sniffed: str | None = None,
@@ -1125,6 +1120,7 @@ def load_artifact(
     """
     import torch
 
+    record = record or {}
     ref = f"{record.get('model')}@v{record.get('version')}"
     if cls is None:
         target = (record.get("info") or {}).get("module_class")

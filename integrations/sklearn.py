@@ -65,7 +65,7 @@ from typing import Any, TypeVar
 import sklearn
 from sklearn.base import BaseEstimator
 
-from modeltrack import config
+from modeltrack import config, patching
 from modeltrack.autologging import cancel_import_hook, when_imported
 from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
@@ -1081,8 +1081,7 @@ def autolog(
             model's predictions.
         max_candidates: how many search candidates the ``top_candidates`` table keeps.
         estimators: extra estimator classes to patch (your own ``BaseEstimator`` subclasses).
-        **kwargs: options of other integrations, ignored (``modeltrack.autolog`` passes one
-            set to all).
+        **kwargs: refused (``InvalidOptionError``): every option is named above.
 
     Returns:
         with ``fn``, the decorated function; with ``disable=True``, ``None``; otherwise an
@@ -1098,6 +1097,7 @@ def autolog(
         ...     return LogisticRegression().fit(X, y)
     """
     global _global
+    patching.refuse_unknown_options("sklearn", kwargs, ())
     cfg = _Config(
         model, store, log_models, log_datasets, training_metrics, post_training_metrics, max_candidates, estimators
     )

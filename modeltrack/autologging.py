@@ -27,6 +27,8 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
+from .errors import InvalidOptionError
+from .patching import refuse_unknown_options
 from .plugins import integrations_by_trigger
 
 #: the single line of ``modeltrack_autolog.pth``: cheap when the variable is unset
@@ -224,7 +226,12 @@ def _installed(names: tuple[str, ...]) -> bool:
     return False
 
 
-_FRAMEWORK_KEYS = ("lightning", "keras", "sklearn")
+#: options ``autolog`` passes to every integration; the others go under an integration's name
+SHARED_OPTIONS = ("model", "store")
+
+
+def _framework_keys() -> set[str]:
+    return {m.rsplit(".", 1)[-1] for m in integrations_by_trigger()}
 
 
 def _apply(module_name: str, kwargs: dict[str, Any]) -> None:
@@ -239,7 +246,7 @@ def _apply(module_name: str, kwargs: dict[str, Any]) -> None:
         # Shared options (model=, store=) go to every integration; options of one framework
         # come in a dict under its name: autolog(model="m", lightning={"checkpoints": "all"}).
         short = module_name.rsplit(".", 1)[-1]
-        shared = {k: v for k, v in kwargs.items() if k not in _FRAMEWORK_KEYS}
+        shared = {k: v for k, v in kwargs.items() if k in SHARED_OPTIONS}
         fn(disable=False, **shared, **dict(kwargs.get(short) or {}))
 
 
@@ -265,6 +272,14 @@ def autolog(disable: bool = False, **kwargs: Any) -> list[str]:
         >>> mt.autolog(model="churn")     # before or after `import sklearn`, both work
         >>> mt.autolog(disable=True)
     """
+    if not disable:
+        refuse_unknown_options("modeltrack", kwargs, (*SHARED_OPTIONS, *_framework_keys()))
+        for name in _framework_keys():
+            if kwargs.get(name) is not None and not isinstance(kwargs[name], dict):
+                raise InvalidOptionError(
+                    f"autolog({name}=...) takes a dict of {name} options, got {type(kwargs[name]).__name__}",
+                    value=name,
+                )
     done = []
     with _state_lock:
         for module_name, frameworks in integrations_by_trigger().items():

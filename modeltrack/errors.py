@@ -10,6 +10,7 @@ why, and how to fix it, in one line, so that the CLI can print it as is::
     │   ├── VersionNotFoundError
     │   └── AliasNotFoundError
     ├── InvalidValueError        a param, metric, tag or data value cannot be recorded
+    │   ├── InvalidOptionError   an integration got an option it does not take (also a TypeError)
     │   ├── ParamConflictError
     │   └── InvalidMetricError
     ├── ArtifactPathError        an artifact path escapes its version
@@ -71,6 +72,10 @@ class InvalidValueError(ModelTrackError, ValueError):
     def __init__(self, message: str, value: Any = None) -> None:
         super().__init__(message)
         self.value = value
+
+
+class InvalidOptionError(InvalidValueError, TypeError):
+    """An integration (or ``autolog``) got an option it does not take."""
 
 
 class ParamConflictError(InvalidValueError):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .errors import InvalidOptionError
 from .failures import report
 
 _MISSING = object()
@@ -115,3 +116,19 @@ def wrap(original: Callable[..., Any], around: Callable[..., Any]) -> Callable[.
 
     wrapper.__modeltrack_original__ = original  # type: ignore[attr-defined]
     return wrapper
+
+
+def refuse_unknown_options(framework: str, given: Iterable[str], known: Iterable[str]) -> None:
+    """The one policy for an option an integration does not take: a clear error naming it
+    and the options there are (never silently ignored).
+
+    Raises:
+        InvalidOptionError: some of ``given`` are not in ``known`` (also a ``TypeError``).
+    """
+    known = sorted(set(known))
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InvalidOptionError(
+            f"{framework} autolog() got unexpected option(s) {', '.join(unknown)}; it takes {', '.join(known)}",
+            value=unknown,
+        )

@@ -240,3 +240,20 @@ def test_framework_options_reach_only_their_integration(store_uri: str) -> None:
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["model"] == "opts" and "model" not in res["kinds"]
+
+
+@pytest.mark.parametrize("module", ["sklearn", "keras", "lightning"])
+def test_every_integration_refuses_an_unknown_option_the_same_way(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    integration = pytest.importorskip(f"modeltrack.integrations.{module}")
+    with pytest.raises(mt.ModelTrackError, match=f"{module} autolog.*unexpected option.*nosuch"):
+        integration.autolog(nosuch=1)
+    with pytest.raises(TypeError):  # an InvalidOptionError is a TypeError too
+        integration.autolog(nosuch=1)
+
+
+def test_global_autolog_refuses_unknown_shared_options() -> None:
+    with pytest.raises(mt.ModelTrackError, match="unexpected option.*checkpoints"):
+        mt.autolog(checkpoints="all")  # a Lightning option belongs under lightning={...}
+    with pytest.raises(mt.ModelTrackError, match="takes a dict"):
+        mt.autolog(lightning="all")

@@ -566,8 +566,11 @@ def test_autolog_validates_settings_and_is_reversible(autologged: None) -> None:
     with pytest.raises(ModelTrackError, match="checkpoints='sometimes'"):
         mtk.autolog(checkpoints="sometimes")
     assert "fit" not in keras.Model.__dict__
-    with pytest.warns(ModelTrackWarning, match="ignores option.*log_every_n_steps"):
-        mtk.autolog(log_every_n_steps=5)  # another integration's option, via modeltrack.autolog()
+    # One policy for every integration: an option it does not take is refused, naming it.
+    with pytest.raises(TypeError, match="unexpected option.*log_every_n_steps"):
+        mtk.autolog(log_every_n_steps=5)
+    assert "fit" not in keras.Model.__dict__
+    mtk.autolog()
     assert "fit" in keras.Model.__dict__
     mtk.autolog(disable=True)
     mtk.autolog(disable=True)
