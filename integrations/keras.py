@@ -84,6 +84,7 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the install
     raise
 
 from modeltrack import patching, tracking
+from modeltrack.capture.params import is_simple
 from modeltrack.errors import ModelTrackError, ModelTrackWarning
 from modeltrack.goals import metric_goal
 from modeltrack.tracking import Version, report
@@ -145,16 +146,6 @@ def _name_of(obj: Any) -> Any:
     return getattr(obj, "name", None) or getattr(obj, "__name__", None) or type(obj).__name__
 
 
-def _scalar(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return True
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) <= 8
-        and all(v is None or isinstance(v, (bool, int, float, str)) for v in value)
-    )
-
-
 def layer_summary(layer: Any) -> str:
     """``Dense(units=16, activation='relu', use_bias=True)``: the class and the scalar
     settings of a layer's config (names and dtypes left out, so equal layers read equal)."""
@@ -162,7 +153,7 @@ def layer_summary(layer: Any) -> str:
         cfg = layer.get_config()
     except Exception:  # noqa: BLE001 - subclassed layers need not implement get_config
         cfg = {}
-    items = [f"{k}={v!r}" for k, v in cfg.items() if k not in _SKIP_LAYER_KEYS and v is not None and _scalar(v)]
+    items = [f"{k}={v!r}" for k, v in cfg.items() if k not in _SKIP_LAYER_KEYS and v is not None and is_simple(v, 8)]
     return f"{type(layer).__name__}({', '.join(items)})"
 
 
@@ -817,7 +808,11 @@ class ModelTrackCallback(keras.callbacks.Callback):
         if isinstance(self._config, Mapping) and "layers" not in self._config:
             # A subclassed model's config is its constructor arguments: real hyperparameters.
             params.update(
-                {f"model.{k}": val for k, val in self._config.items() if k not in _SKIP_LAYER_KEYS and _scalar(val)}
+                {
+                    f"model.{k}": val
+                    for k, val in self._config.items()
+                    if k not in _SKIP_LAYER_KEYS and is_simple(val, 8)
+                }
             )
         return params
 
@@ -889,7 +884,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
             params["fit.callbacks"] = [type(c).__name__ for c in others]
         for c in others:
             for attr in _CALLBACK_SETTINGS.get(type(c).__name__, ()):
-                if hasattr(c, attr) and _scalar(getattr(c, attr)):
+                if hasattr(c, attr) and is_simple(getattr(c, attr), 8):
                     params[f"callbacks.{type(c).__name__}.{attr}"] = getattr(c, attr)
         if args.get("class_weight") is not None:
             info["class_weight"] = {str(k): val for k, val in dict(args["class_weight"]).items()}

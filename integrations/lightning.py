@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self, override
 
 from modeltrack import config, patching
+from modeltrack.capture.params import is_simple
 from modeltrack.errors import InvalidValueError
 from modeltrack.patching import Patcher, safe_call, wrap
 from modeltrack.patching import disable as _disable_patches
@@ -799,16 +800,6 @@ def _owner_of(trainer: Any, path: str) -> Any:
     return None
 
 
-def _simple(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return True
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) <= 16
-        and all(isinstance(x, (bool, int, float, str)) for x in value)
-    )
-
-
 def _trainer_params(trainer: Any, me: ModelTrackCallback) -> dict[str, Any]:
     def get(name: str) -> Any:
         try:
@@ -846,7 +837,7 @@ def _trainer_params(trainer: Any, me: ModelTrackCallback) -> dict[str, Any]:
             {
                 k: getattr(cb, k, None)
                 for k in ("monitor", "mode", "save_top_k", "save_last", "every_n_epochs", "save_weights_only")
-                if _simple(getattr(cb, k, None))
+                if is_simple(getattr(cb, k, None))
             }
         )
     if ckpts:
@@ -864,7 +855,7 @@ def _optimizer_params(trainer: Any) -> dict[str, Any]:
         key = "optimizer" if len(optimizers) == 1 else f"optimizer.{i}"
         settings: dict[str, Any] = {"name": type(opt).__name__}
         for k, v in (getattr(opt, "defaults", None) or {}).items():
-            if k not in _OPT_NOISE and v is not None and _simple(v):
+            if k not in _OPT_NOISE and v is not None and is_simple(v):
                 settings[k] = v
         out[key] = settings
     configs = list(getattr(trainer, "lr_scheduler_configs", None) or [])
@@ -879,7 +870,7 @@ def _optimizer_params(trainer: Any) -> dict[str, Any]:
         if cfg.monitor:
             sched_settings["monitor"] = cfg.monitor
         for k, v in vars(sched).items():
-            if not k.startswith("_") and k not in ("optimizer", "last_epoch", "verbose") and _simple(v):
+            if not k.startswith("_") and k not in ("optimizer", "last_epoch", "verbose") and is_simple(v):
                 sched_settings[k] = list(v) if isinstance(v, tuple) else v
         out[key] = sched_settings
     return out

@@ -83,6 +83,18 @@ def to_json_value(value: Any, _depth: int = 0) -> Any:
         return f"<{type(value).__name__}>"
 
 
+def is_simple(value: Any, max_items: int = 16) -> bool:
+    """Whether ``value`` is worth recording as a setting as it is: None, a bool, number or
+    string, or a short list/tuple of those (a framework object's other attributes are not)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) <= max_items
+        and all(v is None or isinstance(v, (bool, int, float, str)) for v in value)
+    )
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings with ``.`` and convert every value with :func:`to_json_value`.
 
