@@ -44,8 +44,9 @@ def train(lr: float, epochs: int = 20, seed: int = 0) -> None:
                 step=step,
                 epoch=epoch,
             )
-        np.save("weights.npy", w)
-        v.log_artifact("weights.npy", kind="model")
+        weights = v.scratch_dir() / "weights.npy"  # a temporary directory removed when v ends
+        np.save(weights, w)
+        v.log_artifact(weights, kind="model")
     print(f"trained {v.ref}")
 
 
