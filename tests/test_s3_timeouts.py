@@ -415,3 +415,37 @@ def test_uploads_send_no_expect_100_continue(s3_server: Any) -> None:
             client.meta.events.unregister("before-send.s3", record)
     assert seen and all(v is None for v in seen), seen
     assert store.read("k") == b"v" * 1000
+
+
+def test_a_spool_full_before_start_warns_and_training_goes_on(
+    s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start() claims the number on the server; everything after goes to the spool, which is
+    full: each write is a ModelTrackWarning (an error in strict mode), never a raw OSError."""
+    root = tmp_path / "spool"
+    why = _mount(root, "ro,size=1m")
+    if why is not None:
+        print(f"\nskipped: cannot mount a read-only tmpfs ({why})")
+        pytest.skip(f"cannot mount a read-only tmpfs: {why}")
+    try:
+        monkeypatch.setenv("MODELTRACK_SPOOL", str(root))
+        monkeypatch.setenv("MODELTRACK_STRICT", "0")
+        monkeypatch.setenv("MODELTRACK_UPLOAD_TIMEOUT", "1")
+        uri = s3_server.new_store_uri()
+        f = tmp_path / "m.bin"
+        f.write_bytes(b"weights")
+        with pytest.warns(mt.ModelTrackWarning, match="MODELTRACK_SPOOL"):
+            with mt.start("m", store=uri, params={"lr": 0.1}, tags={"a": "1"}) as v:
+                for step in range(50):
+                    v.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+                assert v.log_artifact(f) == []
+        assert v.number == 1 and v.closed
+        monkeypatch.setenv("MODELTRACK_STRICT", "1")
+        v2 = mt.start("m", store=uri)
+        with pytest.raises(StoreNotWritableError):
+            v2.log_params(lr=0.2)
+        monkeypatch.setenv("MODELTRACK_STRICT", "0")
+        with pytest.warns(mt.ModelTrackWarning):
+            v2.finish()
+    finally:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
