@@ -30,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self, override
 
 from modeltrack import config, patching
+from modeltrack.capture.datasets import fingerprint_loader, flatten_loaders
 from modeltrack.capture.params import is_simple
 from modeltrack.errors import InvalidValueError
 from modeltrack.patching import Patcher, safe_call, wrap
@@ -64,9 +64,6 @@ CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.ckpt"
 #: the key under which a checkpoint carries the version that wrote it
 CHECKPOINT_KEY = "modeltrack"
-#: data fingerprints: item-by-item hashing of generic map-style datasets stops here
-MAX_HASH_ITEMS = 100_000
-MAX_HASH_SECONDS = 2.0
 _AUTOLOG_KEY = "lightning"
 _LABELS = {"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch_lightning"}
 
@@ -343,7 +340,7 @@ class ModelTrackCallback(_CallbackBase):
             return
         self._data_done.add(name)
         assert self._v is not None
-        for sub, loader in _flatten_loaders(name, loaders):
+        for sub, loader in flatten_loaders(name, loaders):
             self._guard(f"fingerprinting {sub}", _log_loader, self._v, sub, loader)
 
     @override
@@ -922,91 +919,9 @@ def _logged(results: Any, *, valid_only: bool = False) -> list[tuple[str, bool, 
 
 
 # ---------------------------------------------------------------------- data
-def _flatten_loaders(name: str, loaders: Any) -> list[tuple[str, Any]]:
-    if isinstance(loaders, Mapping):
-        return [(f"{name}/{k}", dl) for k, dl in loaders.items()]
-    if isinstance(loaders, (list, tuple)):
-        if len(loaders) == 1:
-            return [(name, loaders[0])]
-        return [(f"{name}/{i}", dl) for i, dl in enumerate(loaders)]
-    return [(name, loaders)]
-
-
 def _log_loader(v: Version, name: str, loader: Any) -> None:
-    ds = getattr(loader, "dataset", None)
-    sizes: dict[str, Any] = {}
-    try:
-        sizes["batches"] = len(loader)
-    except TypeError:
-        pass
-    if getattr(loader, "batch_size", None) is not None:
-        sizes["batch_size"] = loader.batch_size
-    if ds is None:
-        v.log_data_info(name, reason=f"{type(loader).__name__} has no dataset to fingerprint", **sizes)
-        return
-    try:
-        sizes["size"] = len(ds)
-    except TypeError:
-        pass
-    data, why = _dataset_arrays(ds)
-    if data is None:
-        v.log_data_info(name, reason=why, dataset=type(ds).__name__, **sizes)
-        return
-    v.log_data(name, data)
-
-
-def _dataset_arrays(ds: Any) -> tuple[Any, str]:
-    """The tensors behind a map-style dataset (a tuple, one per field), or why not."""
-    import torch
-    from torch.utils.data import ConcatDataset, IterableDataset, Subset
-
-    if isinstance(ds, IterableDataset):
-        return None, "iterable-style dataset: it cannot be hashed without consuming it"
-    tensors = getattr(ds, "tensors", None)
-    if isinstance(tensors, (tuple, list)) and tensors and all(isinstance(t, torch.Tensor) for t in tensors):
-        return tuple(tensors), ""
-    if isinstance(ds, Subset):
-        base, why = _dataset_arrays(ds.dataset)
-        if base is None:
-            return None, why
-        idx = torch.as_tensor(list(ds.indices), dtype=torch.long)
-        return tuple(t[idx] for t in base), ""
-    if isinstance(ds, ConcatDataset):
-        parts = [_dataset_arrays(d) for d in ds.datasets]
-        if any(p is None for p, _ in parts):
-            return None, next(w for p, w in parts if p is None)
-        widths = {len(p) for p, _ in parts}
-        if len(widths) != 1:
-            return None, "concatenated datasets with different fields"
-        return tuple(torch.cat([p[i] for p, _ in parts]) for i in range(widths.pop())), ""
-    if not hasattr(ds, "__getitem__") or not hasattr(ds, "__len__"):
-        return None, f"{type(ds).__name__} is not a map-style dataset"
-    n = len(ds)
-    if n > MAX_HASH_ITEMS:
-        return None, f"{n} items: more than {MAX_HASH_ITEMS} to hash item by item"
-    deadline = time.monotonic() + MAX_HASH_SECONDS
-    columns: list[list[Any]] | None = None
-    for i in range(n):
-        item = ds[i]
-        fields = item if isinstance(item, (tuple, list)) else (item,)
-        fields = tuple(torch.as_tensor(f) if isinstance(f, (int, float, bool)) else f for f in fields)
-        if not all(isinstance(f, torch.Tensor) or type(f).__module__ == "numpy" for f in fields):
-            kinds = ", ".join(sorted({type(f).__name__ for f in fields}))
-            return None, f"items hold {kinds}, not only tensors or arrays"
-        if columns is None:
-            columns = [[] for _ in fields]
-        if len(fields) != len(columns):
-            return None, "items have a varying number of fields"
-        for col, f in zip(columns, fields, strict=True):
-            col.append(torch.as_tensor(f))
-        if time.monotonic() > deadline:
-            return None, f"hashing item by item took over {MAX_HASH_SECONDS:g} s (stopped at item {i} of {n})"
-    if not columns:
-        return None, "empty dataset"
-    try:
-        return tuple(torch.stack(col) for col in columns), ""
-    except RuntimeError:
-        return None, "items have varying shapes"
+    """Record the fingerprint of ``loader``'s dataset (or its sizes and why it has none)."""
+    v.log_data_info(name, **fingerprint_loader(loader))
 
 
 # ---------------------------------------------------------------------- autolog

@@ -528,9 +528,11 @@ def test_load_names_the_class_that_cannot_be_imported(tmp_path: Path) -> None:
 def test_dataset_fingerprints_and_reasons() -> None:
     from torch.utils.data import ConcatDataset, Dataset, IterableDataset, Subset
 
-    data, _ = mtl._dataset_arrays(Subset(TRAIN, [0, 2]))
+    from modeltrack.capture.datasets import dataset_arrays
+
+    data, _ = dataset_arrays(Subset(TRAIN, [0, 2]))
     assert torch.equal(data[0], X[[0, 2]])
-    data, _ = mtl._dataset_arrays(ConcatDataset([TRAIN, VAL]))
+    data, _ = dataset_arrays(ConcatDataset([TRAIN, VAL]))
     assert torch.equal(data[0], X) and torch.equal(data[1], Y)
 
     class Squares(Dataset):
@@ -540,7 +542,7 @@ def test_dataset_fingerprints_and_reasons() -> None:
         def __getitem__(self, i: int) -> Any:
             return torch.tensor([float(i)]), i * i
 
-    data, _ = mtl._dataset_arrays(Squares())
+    data, _ = dataset_arrays(Squares())
     assert data[1].tolist() == [0, 1, 4, 9, 16]
 
     class Words(Squares):
@@ -551,8 +553,8 @@ def test_dataset_fingerprints_and_reasons() -> None:
         def __iter__(self) -> Any:
             return iter([])
 
-    assert mtl._dataset_arrays(Words())[0] is None and "dict" in mtl._dataset_arrays(Words())[1]
-    assert "iterable" in mtl._dataset_arrays(Stream())[1]
+    assert dataset_arrays(Words())[0] is None and "dict" in dataset_arrays(Words())[1]
+    assert "iterable" in dataset_arrays(Stream())[1]
     with mt.start("data", store="memory://lightning-data") as v:
         mtl._log_loader(v, "train", DataLoader(Stream(), batch_size=4))
         mtl._log_loader(v, "val", DataLoader(VAL, batch_size=4))
