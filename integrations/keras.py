@@ -36,16 +36,8 @@ The user's exception always propagates unchanged, and a tracking failure never s
 training: it becomes a :class:`~modeltrack.ModelTrackWarning` (an error under
 ``MODELTRACK_STRICT=1``).
 
-Checkpoint writes are budgeted: a ``.keras`` save costs tens of milliseconds, so with short
-epochs saving on every improvement would dominate the cost of tracking. With the default
-``checkpoint_budget=0.01``, a ``"best"`` or ``"last"`` checkpoint is written at once only when
-all writes so far plus this one cost at most 1% of the time since ``fit`` began; otherwise
-the weights and optimizer state are kept in memory (when smaller than
-:attr:`ModelTrackCallback.MAX_SNAPSHOT_BYTES`) and written at the next affordable epoch, at
-the end of training (where the final model file serves when it is the same state), or when
-training fails. With epochs of a few seconds or more every checkpoint is written at once;
-only a process killed outright can lose a deferred one. ``checkpoint_budget=None`` writes
-every checkpoint at once, like Keras's ``ModelCheckpoint``.
+Checkpoints follow :mod:`modeltrack.checkpoints` (the policies, the monitor and the write
+budget every integration shares); this module only saves the model and holds its weights.
 
 Example:
     >>> import os; os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -61,9 +53,7 @@ import contextlib
 import hashlib
 import inspect
 import json
-import math
 import os
-import shutil
 import sys
 import time
 import warnings
@@ -85,8 +75,8 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the install
 
 from modeltrack import patching, tracking
 from modeltrack.capture.params import is_simple
+from modeltrack.checkpoints import MAX_SNAPSHOT_BYTES, CheckpointLedger, CheckpointPolicy
 from modeltrack.errors import ModelTrackError, ModelTrackWarning
-from modeltrack.goals import metric_goal
 from modeltrack.tracking import Version, report
 
 if TYPE_CHECKING:
@@ -94,7 +84,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelTrackCallback", "artifact_needs_trust", "autolog", "load_artifact"]
 
-POLICIES = ("best", "last", "every_n", "all", "none")
 _PATCH_KEY = "keras"
 _DEFAULT_CALLBACKS = ("History", "ProgbarLogger")
 #: settings recorded as params for the callbacks that shape a run
@@ -209,31 +198,31 @@ def _as_host(obj: Any) -> Any:
     return obj
 
 
-class _Snapshot:
-    """The weights and optimizer state of one epoch, held in memory until written."""
+class _KerasState:
+    """The :class:`~modeltrack.checkpoints.StateWriter` of a Keras model: weights and optimizer state."""
 
-    def __init__(self, model: Any, epoch: int, step: int, value: float | None) -> None:
-        self.epoch, self.step, self.value = epoch, step, value
-        self.weights, self.opt = _capture_state(model)
+    def __init__(self, model: Any) -> None:
+        self.model = model
 
+    def save(self, path: Path) -> None:
+        self.model.save(path)
 
-def _capture_state(model: Any) -> tuple[list[Any], list[Any]]:
-    import numpy as np
+    def capture(self) -> tuple[list[Any], list[Any]]:
+        import numpy as np
 
-    # np.array(copy=True): on the torch CPU backend get_weights() may share memory with the
-    # live variables, which the next optimizer step overwrites.
-    weights = [np.array(w, copy=True) for w in model.get_weights()]
-    opt = getattr(model, "optimizer", None)
-    opt_vars = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in getattr(opt, "variables", [])]
-    return weights, opt_vars
+        # np.array(copy=True): on the torch CPU backend get_weights() may share memory with the
+        # live variables, which the next optimizer step overwrites.
+        weights = [np.array(w, copy=True) for w in self.model.get_weights()]
+        opt = getattr(self.model, "optimizer", None)
+        opt_vars = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in getattr(opt, "variables", [])]
+        return weights, opt_vars
 
-
-def _restore_state(model: Any, state: tuple[list[Any], list[Any]]) -> None:
-    weights, opt_vars = state
-    model.set_weights(weights)
-    opt = getattr(model, "optimizer", None)
-    for var, value in zip(getattr(opt, "variables", []), opt_vars, strict=True):
-        var.assign(value)
+    def restore(self, state: tuple[list[Any], list[Any]]) -> None:
+        weights, opt_vars = state
+        self.model.set_weights(weights)
+        opt = getattr(self.model, "optimizer", None)
+        for var, value in zip(getattr(opt, "variables", []), opt_vars, strict=True):
+            var.assign(value)
 
 
 def _state_bytes(model: Any) -> int:
@@ -249,14 +238,15 @@ class ModelTrackCallback(keras.callbacks.Callback):
         store: store URI or object; default ``MODELTRACK_STORE``.
         checkpoints: ``"best"`` (by ``monitor``; the previous best is released), ``"last"``
             (only the latest epoch is kept), ``"every_n"`` (every ``every_n_epochs`` epochs,
-            all kept, the best marked), ``"all"`` (every epoch) or ``"none"``.
+            all kept, the best marked), ``"all"`` (every epoch) or ``"none"`` / ``None``
+            (see :mod:`modeltrack.checkpoints`).
         monitor: the ``logs`` key that decides "best"; default ``val_loss`` when validation
             runs, else ``loss``.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (guessed from the name: losses and errors
             are minimised, accuracies maximised).
         every_n_epochs: period of ``"every_n"``.
         checkpoint_budget: share of training time checkpoint writes may take before
-            ``"best"`` / ``"last"`` writes are deferred (see the module docs); ``None`` writes
+            ``"best"`` / ``"last"`` writes are deferred (see :mod:`modeltrack.checkpoints`); ``None`` writes
             every checkpoint at once.
         checkpoint_dir: keep the checkpoint and model files here (default: a temporary
             directory, removed after ``fit``).
@@ -288,14 +278,14 @@ class ModelTrackCallback(keras.callbacks.Callback):
     #: checkpoint names inside the version (``epoch`` is Keras's 0-based index)
     CHECKPOINT_FILE = "checkpoints/epoch-{epoch:03d}.keras"
     #: largest model + optimizer state kept in memory to defer a checkpoint write
-    MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+    MAX_SNAPSHOT_BYTES = MAX_SNAPSHOT_BYTES
 
     def __init__(
         self,
         model: str | None = None,
         store: Store | str | None = None,
         *,
-        checkpoints: str = "best",
+        checkpoints: str | None = "best",
         monitor: str | None = None,
         mode: str = "auto",
         every_n_epochs: int = 1,
@@ -310,28 +300,23 @@ class ModelTrackCallback(keras.callbacks.Callback):
         version: Version | None = None,
     ) -> None:
         super().__init__()
-        if checkpoints not in POLICIES:
-            raise ModelTrackError(
-                f"checkpoints={checkpoints!r} is not a policy; use one of {', '.join(map(repr, POLICIES))}"
-            )
-        if mode not in ("auto", "min", "max"):
-            raise ModelTrackError(f"mode={mode!r} is invalid; use 'auto', 'min' or 'max'")
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ModelTrackError(f"every_n_epochs={every_n_epochs!r} is invalid; use an integer >= 1")
-        if checkpoint_budget is not None and not (0 <= checkpoint_budget <= 1):
-            raise ModelTrackError(
-                f"checkpoint_budget={checkpoint_budget!r} is invalid; use a fraction in [0, 1] or None"
-            )
+        self._policy = CheckpointPolicy(
+            checkpoints,
+            monitor=monitor,
+            mode=mode,
+            every_n_epochs=every_n_epochs,
+            checkpoint_budget=checkpoint_budget,
+        )
         if not isinstance(log_batches, (bool, int)) or log_batches < 0:
             raise ModelTrackError(f"log_batches={log_batches!r} is invalid; use True/False or a batch period >= 1")
         if data is not None and not isinstance(data, Mapping):
             raise ModelTrackError(f"data={type(data).__name__} is invalid; pass a mapping {{name: array}}")
         self.model_name = model
         self.store = store
-        self.checkpoints = checkpoints
+        self.checkpoints = self._policy.name
         self.monitor = monitor
         self.mode = mode
-        self.every_n_epochs = 1 if checkpoints == "all" else every_n_epochs
+        self.every_n_epochs = self._policy.every_n_epochs
         self.checkpoint_budget = checkpoint_budget
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.save_model = save_model
@@ -363,14 +348,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
         self._step = 0
         self._epoch_base_step = 0
         self._lr: float | None = None
-        self._best: float | None = None
-        self._best_art: str | None = None
-        self._goal = "min"
-        self._monitor: str | None = None
-        self._pending: _Snapshot | None = None
-        self._pending_last: tuple[int, int] | None = None
-        self._last_art: str | None = None
-        self._ckpt_cost = 0.0
+        self._ledger: CheckpointLedger | None = None
         self._t0 = 0.0
         self._last_epoch: int | None = None
         self._epoch: int | None = None
@@ -378,8 +356,6 @@ class ModelTrackCallback(keras.callbacks.Callback):
         # Weak: the finalizer watching fit's CallbackList holds this callback strongly.
         self._callback_list_ref: weakref.ref[Any] | None = None
         self._config: Any = None
-        self._save_cost: float | None = None
-        self._state_size = 0
 
     def _other_callbacks(self) -> list[Any]:
         """The other callbacks of the running ``fit`` (empty when unknown)."""
@@ -444,7 +420,20 @@ class ModelTrackCallback(keras.callbacks.Callback):
         else:
             self._dir = self.version.scratch_dir()
         self._iter0 = self._iterations()
-        self._state_size = patching.safe_call("sizing the keras model", _state_bytes, model) or 0
+        if self._policy.name != "none":
+            self._ledger = CheckpointLedger(
+                v,
+                self._policy,
+                self._dir,
+                _KerasState(model),
+                name_format=self.CHECKPOINT_FILE,
+                epochs=(self.params or {}).get("epochs"),
+                final_model=self.save_model,
+                state_bytes=patching.safe_call("sizing the keras model", _state_bytes, model) or 0,
+                max_snapshot_bytes=self.MAX_SNAPSHOT_BYTES,
+                started=self._t0,
+                framework="keras",
+            )
         args = {**(self._fit_args or {}), **{k: v for k, v in fit_locals.items() if k != "self"}}
         self._initial_epoch = int(args.get("initial_epoch") or 0)
         # Gathered first and written as one record each: every record is a store write.
@@ -549,8 +538,8 @@ class ModelTrackCallback(keras.callbacks.Callback):
         if self._lr is not None and "learning_rate" not in logs:
             logs["learning_rate"] = self._lr
         v.log_metrics(logs, step=self._step, epoch=epoch)
-        if self.checkpoints != "none":
-            self._checkpoint(v, epoch, logs)
+        if self._ledger is not None:
+            self._ledger.epoch_end(epoch, self._step, logs)
 
     def _iterations(self) -> int | None:
         opt = getattr(self.model, "optimizer", None)
@@ -587,12 +576,16 @@ class ModelTrackCallback(keras.callbacks.Callback):
         final: Path | None = None
         if self.save_model:
             final = patching.safe_call("storing the final keras model", self._store_model, v, model)
-        patching.safe_call("writing the pending keras checkpoint", self._flush_pending, v, final)
+        if self._ledger is not None:
+            final_epoch = None if self._weights_restored() else self._last_epoch
+            patching.safe_call("writing the pending keras checkpoint", self._ledger.finish, final, final_epoch)
         if self._owns:
             v.finish()
 
     def _store_model(self, v: Version, model: Any) -> Path:
-        final = self._save(model, self.MODEL_FILE)
+        assert self._dir is not None
+        final = self._dir / self.MODEL_FILE
+        model.save(final)
         v.log_artifact(final, kind="model", name=self.MODEL_FILE, step=self._step, epoch=self._last_epoch)
         return final
 
@@ -605,7 +598,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
             self._finalizer = None
         self._callback_list_ref = None
         self._fit_args = None
-        self._pending = None
+        self._ledger = None
         self.version = None
 
     # ------------------------------------------------------------------ failure
@@ -615,8 +608,8 @@ class ModelTrackCallback(keras.callbacks.Callback):
         if v is None or not self._owns:
             return
         try:
-            if self._pending is not None:
-                self._write_snapshot(v, self._pending)
+            if self._ledger is not None:
+                self._ledger.abort()
         except Exception as err:  # noqa: BLE001
             _warn(err, "writing the pending keras checkpoint")
         try:
@@ -636,151 +629,10 @@ class ModelTrackCallback(keras.callbacks.Callback):
             self._failed(reason)
 
     # ------------------------------------------------------------------ checkpoints
-    def _resolve_monitor(self, logs: Mapping[str, Any]) -> str | None:
-        if self._monitor is None:
-            name = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
-            self._monitor = name
-            self._goal = self.mode if self.mode != "auto" else (metric_goal(name) or "min")
-            if name not in logs:
-                warnings.warn(
-                    f"modeltrack: checkpoint monitor {name!r} is not in the keras logs "
-                    f"({', '.join(sorted(logs)) or 'none'}); the best checkpoint cannot be chosen",
-                    ModelTrackWarning,
-                    stacklevel=2,
-                )
-        return self._monitor
-
-    def _improved(self, value: float | None) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        if self._best is None:
-            return True
-        return value < self._best if self._goal == "min" else value > self._best
-
-    def _affordable(self, epoch: int) -> bool:
-        """Whether a checkpoint write now keeps writes within the budget. The last epoch's is
-        always deferred: ``on_train_end`` comes next, and its model file can serve as it."""
-        budget = self.checkpoint_budget
-        if budget is None:
-            return True
-        epochs = (self.params or {}).get("epochs")
-        if (
-            self.save_model
-            and epochs is not None
-            and epoch + 1 >= epochs
-            and self._state_size <= self.MAX_SNAPSHOT_BYTES
-        ):
-            return False
-        # Before the first save, guess its cost from the model's size.
-        expected = self._save_cost if self._save_cost is not None else 0.02 + self._state_size / 100e6
-        return self._ckpt_cost + expected <= budget * (time.perf_counter() - self._t0)
-
-    def _checkpoint(self, v: Version, epoch: int, logs: Mapping[str, Any]) -> None:
-        monitor = self._resolve_monitor(logs)
-        raw = logs.get(monitor) if monitor else None
-        value = float(raw) if isinstance(raw, (int, float)) else None
-        improved = self._improved(value)
-        if improved:
-            self._best = value
-        if self.checkpoints in ("every_n", "all"):
-            if (epoch + 1) % self.every_n_epochs == 0:
-                self._log_checkpoint(
-                    v,
-                    self._save(self.model, self._ckpt_name(epoch)),
-                    epoch,
-                    self._step,
-                    value,
-                    best=improved and value is not None,
-                )
-            return
-        if self.checkpoints == "last":
-            if self._affordable(epoch):
-                self._write_last(v, epoch, self._step, None)
-            else:
-                self._pending_last = (epoch, self._step)
-            return
-        if not improved:
-            return
-        if self._affordable(epoch):
-            self._pending = None
-            self._write_best(v, self._save(self.model, self._ckpt_name(epoch)), epoch, self._step, value)
-        elif self._state_size <= self.MAX_SNAPSHOT_BYTES:
-            self._pending = _Snapshot(self.model, epoch, self._step, value)
-        else:
-            self._write_best(v, self._save(self.model, self._ckpt_name(epoch)), epoch, self._step, value)
-
-    def _ckpt_name(self, epoch: int) -> str:
-        return self.CHECKPOINT_FILE.format(epoch=epoch)
-
-    def _save(self, model: Any, name: str) -> Path:
-        assert self._dir is not None
-        path = self._dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        model.save(path)
-        self._save_cost = time.perf_counter() - t
-        self._ckpt_cost += self._save_cost
-        return path
-
-    def _log_checkpoint(self, v: Version, path: Path, epoch: int, step: int, value: float | None, *, best: bool) -> str:
-        name = self._ckpt_name(epoch)
-        meta = {"monitor": self._monitor, "value": value} if self._monitor else None
-        v.log_artifact(path, kind="checkpoint", name=name, step=step, epoch=epoch, best=best or None, metadata=meta)
-        return name
-
-    def _write_best(self, v: Version, path: Path, epoch: int, step: int, value: float | None) -> None:
-        name = self._log_checkpoint(v, path, epoch, step, value, best=True)
-        if self._best_art is not None and self._best_art != name:
-            v.release_artifact(self._best_art)
-        self._best_art = name
-
-    def _write_last(self, v: Version, epoch: int, step: int, final: Path | None) -> None:
-        name = self._ckpt_name(epoch)
-        path = self._copy_as(final, name) if final is not None else self._save(self.model, name)
-        self._log_checkpoint(v, path, epoch, step, None, best=False)
-        if self._last_art is not None and self._last_art != name:
-            v.release_artifact(self._last_art)
-        self._last_art = name
-        self._pending_last = None
-
-    def _copy_as(self, src: Path, name: str) -> Path:
-        assert self._dir is not None
-        dst = self._dir / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-        return dst
-
-    def _write_snapshot(self, v: Version, snap: _Snapshot, final: Path | None = None) -> None:
-        """Write a deferred best checkpoint; the live model is left exactly as it was."""
-        self._pending = None
-        name = self._ckpt_name(snap.epoch)
-        if final is not None and snap.epoch == self._last_epoch and not self._weights_restored():
-            # The best epoch is the last one: the final model file is that checkpoint.
-            path = self._copy_as(final, name)
-        else:
-            model = self.model
-            current = _capture_state(model)
-            _restore_state(model, (snap.weights, snap.opt))
-            try:
-                path = self._save(model, name)
-            finally:
-                _restore_state(model, current)
-        self._write_best(v, path, snap.epoch, snap.step, snap.value)
-
     def _weights_restored(self) -> bool:
         """Whether a callback (EarlyStopping) may put other weights than the last epoch's in the
         model at the end of training."""
         return any(getattr(c, "restore_best_weights", False) for c in self._other_callbacks())
-
-    def _flush_pending(self, v: Version, final: Path | None) -> None:
-        if self._pending is not None:
-            self._write_snapshot(v, self._pending, final)
-        if self._pending_last is not None:
-            epoch, step = self._pending_last
-            if final is not None and epoch == self._last_epoch and not self._weights_restored():
-                self._write_last(v, epoch, step, final)
-            else:
-                self._write_last(v, epoch, step, None)
 
     # ------------------------------------------------------------------ capture
     def _model_params(self, model: Any, info: dict[str, Any]) -> dict[str, Any]:
