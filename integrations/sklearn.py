@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import atexit
 import csv
-import functools
 import io
 import itertools
 import json
@@ -56,11 +55,9 @@ import tempfile
 import threading
 import types
 import warnings
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sklearn
 from sklearn.base import BaseEstimator
@@ -69,9 +66,10 @@ from modeltrack import config, patching
 from modeltrack.autologging import cancel_import_hook, when_imported
 from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
-from modeltrack.patching import Patcher, enabled, safe_call, wrap
+from modeltrack.patching import Patcher, enabled, safe_call
 from modeltrack.patching import disable as _unpatch
 from modeltrack.patching import enable as _patch
+from modeltrack.patching import original as _original
 from modeltrack.tracking import Version, report, start
 
 __all__ = ["AutologHandle", "artifact_needs_trust", "autolog", "finish_pending", "load_artifact", "tracked_versions"]
@@ -88,8 +86,6 @@ METRIC_SUFFIXES = ("_score", "_error", "_loss", "_deviance")
 METRIC_EXTRA = ("matthews_corrcoef",)
 _SKIP_MODULE_PARTS = (".tests", "._mocking", "._testing", ".externals")
 _MAX_PREDICTIONS = 256
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 # ---------------------------------------------------------------------- configuration
@@ -145,171 +141,57 @@ class _Scope:
         self.sessions: list[_Session] = []
 
 
+def _stale(hit: tuple[_Session, str]) -> bool:
+    return hit[0].closed
+
+
 _lock = threading.RLock()
-_global: _Scope | None = None
-_scopes: list[_Scope] = []
-_patcher: Patcher | None = None
-_patched: set[tuple[Any, str]] = set()
-_by_estimator: dict[int, _Session] = {}
-_predictions: dict[int, tuple[Any, _Session, str]] = {}
-_fit_owner: int | None = None
-_fit_lock = threading.Lock()
-
-
-class _Local(threading.local):
-    evaluating = 0  # > 0 while score/predict/a metric of a tracked model runs on this thread
-
-
-_local = _Local()
-
-
-def _active_scope() -> _Scope | None:
-    if _scopes:
-        return _scopes[-1]
-    return _global
+_by_estimator: patching.IdentityMap[_Session] = patching.IdentityMap(strong=True)  # open for post-training metrics
+#: a tracked model's predictions → (its session, the dataset's name); lists and scalars are not kept
+_predictions: patching.IdentityMap[tuple[_Session, str]] = patching.IdentityMap(max_size=_MAX_PREDICTIONS, stale=_stale)
+_fit = patching.Outermost()  # held by the outermost tracked fit of the process
+_evaluating = patching.ThreadDepth()  # inside score/predict/a metric of a tracked model
 
 
 # ---------------------------------------------------------------------- patching
 def _install(patcher: Patcher) -> None:
-    global _patcher
-    _patcher = patcher
-    _patched.clear()
+    _classes.start(patcher)
     when_imported(["sklearn."], KEY, _patch_module, prefix=True, now=False)
     for name, module in list(sys.modules.items()):
         if name.startswith("sklearn.") and module is not None:
             _patch_module(module)
 
 
-def _ensure_installed(extra: Iterable[type] = ()) -> None:
+def _ensure_installed(scope: _Scope) -> None:
     with _lock:
         if not enabled(KEY):
             _patch(KEY, _install)
-        for cls in extra:
-            _patch_class(cls, force=True)
+        for cls in scope.cfg.estimators:
+            _classes.patch_class(cls, force=True)
 
 
-def _uninstall_if_idle() -> None:
-    global _patcher
-    with _lock:
-        if _global is None and not _scopes and enabled(KEY):
-            cancel_import_hook(KEY)
-            _unpatch(KEY)
-            _patcher = None
-            _patched.clear()
+def _uninstall() -> None:
+    if enabled(KEY):
+        cancel_import_hook(KEY)
+        _unpatch(KEY)
+        _classes.stop()
 
 
-Target = tuple[type, str, Any, Any, bool]
-_module_targets: dict[str, tuple[int, list[Target]]] = {}
-_wrappers: dict[tuple[type, str], tuple[Any, Any]] = {}
+def _is_estimator_class(cls: type) -> bool:
+    return issubclass(cls, BaseEstimator) or cls.__name__.endswith("Mixin")
 
 
 def _patch_module(module: types.ModuleType) -> None:
     """Patch the public estimator classes defined in ``module`` (and, for
-    ``sklearn.metrics``, its metric functions). What to patch is worked out once per module,
-    so that switching on again (each call of a decorated function) is a loop of setattr."""
+    ``sklearn.metrics``, its metric functions)."""
     name = module.__name__
     with _lock:
-        if _patcher is None:
+        if not _classes.active:
             return
         if name == "sklearn.metrics":
             _patch_metrics(module)
-        cached = _module_targets.get(name)
-        if cached is None or cached[0] != id(module):
-            targets: list[Target] = []
-            if not any(part in name for part in _SKIP_MODULE_PARTS):
-                for obj in list(vars(module).values()):
-                    if (
-                        isinstance(obj, type)
-                        and obj.__module__ == name
-                        and not obj.__name__.startswith("_")
-                        and (issubclass(obj, BaseEstimator) or obj.__name__.endswith("Mixin"))
-                    ):
-                        targets += _targets(obj, force=False)
-            cached = _module_targets[name] = (id(module), targets)
-        for target in cached[1]:
-            _apply_target(*target)
-
-
-def _plan(cls: type, force: bool) -> list[tuple[str, Any, bool]]:
-    """``(method, function to wrap, defined by cls itself)`` for each method to patch."""
-    plan = []
-    for name in (*FIT_METHODS, *PREDICT_METHODS, *SCORE_METHODS):
-        raw = cls.__dict__.get(name)
-        if raw is not None:
-            plan.append((name, raw, True))
-            continue
-        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
-        if owner is None or owner is object:
-            continue
-        if force or (name == "fit" and owner.__name__.startswith("_")):
-            plan.append((name, owner.__dict__[name], False))
-    return plan
-
-
-def _targets(cls: type, force: bool) -> list[Target]:
-    """``(cls, method, original, wrapper, defined by cls itself)`` for each method to patch;
-    a wrapper is made once and reused by later installs."""
-    out = []
-    for name, raw, own in _plan(cls, force):
-        if hasattr(raw, "__modeltrack_original__"):
-            continue
-        around = _fit_around if name in FIT_METHODS else _score_around if name in SCORE_METHODS else _predict_around
-        cached = _wrappers.get((cls, name))
-        if cached is not None and cached[0] is raw:
-            new = cached[1]
-        elif isinstance(raw, types.FunctionType):
-            new = wrap(raw, around)
-        elif hasattr(raw, "__get__") and not isinstance(raw, (staticmethod, classmethod, property)):
-            new = _WrappedDescriptor(raw, around)  # e.g. sklearn's available_if: hasattr() keeps working
-        else:
-            continue
-        _wrappers[(cls, name)] = (raw, new)
-        out.append((cls, name, raw, new, own))
-    return out
-
-
-def _apply_target(cls: type, name: str, raw: Any, new: Any, own: bool) -> None:
-    if _patcher is None or (cls, name) in _patched:
-        return
-    current = cls.__dict__.get(name)
-    if (current is not raw) if own else (current is not None):
-        return  # changed since planned (someone else patched it): leave it alone
-    _patcher.setattr(cls, name, new)
-    _patched.add((cls, name))
-
-
-def _patch_class(cls: type, *, force: bool = False) -> None:
-    """Patch ``cls``'s own fit/predict/score methods (and a ``fit`` inherited from a private
-    base); ``force`` (classes the user names) also wraps inherited ones."""
-    for target in _targets(cls, force):
-        _apply_target(*target)
-
-
-class _WrappedDescriptor:
-    """Wraps a method descriptor (``available_if``) so that attribute access still raises
-    ``AttributeError`` when the descriptor says so."""
-
-    def __init__(self, raw: Any, around: Callable[..., Any]) -> None:
-        self.__modeltrack_original__ = raw
-        self._around = around
-        self.__doc__ = getattr(raw, "__doc__", None)
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        got = self.__modeltrack_original__.__get__(obj, owner)
-        if obj is None:
-            return got
-        around = self._around
-
-        def call(_est: Any, *args: Any, **kwargs: Any) -> Any:
-            return got(*args, **kwargs)
-
-        call.__name__ = getattr(got, "__name__", "call")
-
-        @functools.wraps(got)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return around(call, obj, *args, **kwargs)
-
-        return bound
+        skip = any(part in name for part in _SKIP_MODULE_PARTS)
+        _classes.patch_module(module, (lambda cls: False) if skip else _is_estimator_class)
 
 
 def _patch_metrics(module: types.ModuleType) -> None:
@@ -319,27 +201,15 @@ def _patch_metrics(module: types.ModuleType) -> None:
             continue
         if isinstance(fn, type) or not (fname.endswith(METRIC_SUFFIXES) or fname in METRIC_EXTRA):
             continue
-        if (module, fname) in _patched or hasattr(fn, "__modeltrack_original__") or _patcher is None:
-            continue
-        _patcher.setattr(module, fname, wrap(fn, _metric_around))
-        _patched.add((module, fname))
+        _classes.patch_function(module, fname, _metric_around)
 
 
-def _original(fn: Any) -> Any:
-    return getattr(fn, "__modeltrack_original__", fn)
+def _wrap_inherited(cls: type, name: str, owner: type) -> bool:
+    """A ``fit`` inherited from a private base is the class's own in all but name."""
+    return name == "fit" and owner.__name__.startswith("_")
 
 
 # ---------------------------------------------------------------------- the hot path
-def _in_worker_process() -> bool:
-    mp = sys.modules.get("multiprocessing")
-    if mp is None:
-        return False
-    try:
-        return bool(mp.current_process().name != "MainProcess")
-    except Exception:  # noqa: BLE001
-        return False
-
-
 _SKLEARN_DIR = os.path.dirname(sklearn.__file__) + os.sep
 
 
@@ -350,28 +220,13 @@ def _called_by_sklearn() -> bool:
     return frame is not None and frame.f_code.co_filename.startswith(_SKLEARN_DIR)
 
 
-def _claim_fit() -> bool:
-    global _fit_owner
-    with _fit_lock:
-        if _fit_owner is not None:
-            return False
-        _fit_owner = threading.get_ident()
-        return True
-
-
-def _release_fit() -> None:
-    global _fit_owner
-    with _fit_lock:
-        _fit_owner = None
-
-
 def _fit_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
-    scope = _active_scope()
-    if scope is None or _fit_owner is not None or _local.evaluating:
+    scope = _scopes.active()
+    if scope is None or _fit.busy or _evaluating.active:
         return original(est, *args, **kwargs)
-    if scope.is_global and _in_worker_process():
+    if scope.is_global and patching.in_worker_process():
         return original(est, *args, **kwargs)
-    if _called_by_sklearn() or not _claim_fit():
+    if _called_by_sklearn() or not _fit.claim():
         return original(est, *args, **kwargs)
     try:
         if scope.is_global:
@@ -388,40 +243,24 @@ def _fit_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: An
             session.after_fit(est, args, kwargs)
         return result
     finally:
-        _release_fit()
-
-
-@contextmanager
-def _evaluating() -> Iterator[None]:
-    _local.evaluating += 1
-    try:
-        yield
-    finally:
-        _local.evaluating -= 1
-
-
-def _session_of(est: Any) -> _Session | None:
-    session = _by_estimator.get(id(est))
-    if session is None or session.estimator() is not est:
-        return None
-    return session
+        _fit.release()
 
 
 def _evaluated_session(est: Any) -> _Session | None:
     """The session to credit a prediction or score to (None outside tracked evaluation)."""
-    if not _by_estimator or _local.evaluating or _fit_owner is not None:
+    if not _by_estimator or _evaluating.active or _fit.busy:
         return None
-    return _session_of(est)
+    return _by_estimator.get(est)
 
 
 def _predict_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
     session = _evaluated_session(est)
     if session is None:
         return original(est, *args, **kwargs)
-    with _evaluating():
+    with _evaluating:
         result = original(est, *args, **kwargs)
     X = args[0] if args else kwargs.get("X")
-    safe_call("remembering a prediction", _remember, result, session, _dataset_name(X))
+    safe_call("remembering a prediction", _predictions.put, result, (session, _dataset_name(X)))
     return result
 
 
@@ -429,7 +268,7 @@ def _score_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: 
     session = _evaluated_session(est)
     if session is None:
         return original(est, *args, **kwargs)
-    with _evaluating():
+    with _evaluating:
         value = original(est, *args, **kwargs)
     X = args[0] if args else kwargs.get("X")
     safe_call("logging a score", session.log_post, f"{_dataset_name(X)}_score", value)
@@ -437,54 +276,26 @@ def _score_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: 
 
 
 def _metric_around(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    if not _predictions or _local.evaluating or _fit_owner is not None:
+    if not _predictions or _evaluating.active or _fit.busy:
         return original(*args, **kwargs)
-    hit = None
-    for arg in itertools.chain(args, kwargs.values()):
-        rec = _predictions.get(id(arg))
-        if rec is not None and rec[0]() is arg and not rec[1].closed:
-            hit = rec
-            break
+    hit = _predictions.first(itertools.chain(args, kwargs.values()))
     if hit is None:
         return original(*args, **kwargs)
-    with _evaluating():
+    with _evaluating:
         value = original(*args, **kwargs)
-    safe_call("logging a metric", hit[1].log_post, f"{hit[2]}_{getattr(original, '__name__', 'metric')}", value)
+    safe_call("logging a metric", hit[0].log_post, f"{hit[1]}_{getattr(original, '__name__', 'metric')}", value)
     return value
 
 
-def _remember(result: Any, session: _Session, dataset: str) -> None:
-    try:
-        ref = weakref.ref(result)
-    except TypeError:
-        return  # a list or a scalar: cannot be recognised safely later
-    if len(_predictions) >= _MAX_PREDICTIONS:
-        for key, rec in list(_predictions.items()):
-            if rec[0]() is None or rec[1].closed:
-                del _predictions[key]
-        while len(_predictions) >= _MAX_PREDICTIONS:
-            del _predictions[next(iter(_predictions))]
-    _predictions[id(result)] = (ref, session, dataset)
+def _not_user_code(filename: str) -> bool:
+    return filename == __file__ or filename.endswith(("patching.py", "functools.py")) or "/sklearn/" in filename
 
 
 def _dataset_name(X: Any) -> str:
     """The name of the caller's variable holding ``X`` (``X_test`` → ``test``), else ``eval``."""
     if X is None:
         return "eval"
-    frame = sys._getframe(1)
-    here = __file__
-    # Walk out of modeltrack and sklearn frames to the user's code.
-    while frame is not None and (
-        frame.f_code.co_filename == here
-        or frame.f_code.co_filename.endswith(("patching.py", "functools.py"))
-        or "/sklearn/" in frame.f_code.co_filename
-    ):
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "eval"
-    name = next((k for k, v in frame.f_locals.items() if v is X and not k.startswith(".")), None)
-    if name is None and frame.f_globals is not frame.f_locals:
-        name = next((k for k, v in frame.f_globals.items() if v is X), None)
+    name = patching.caller_variable(X, _not_user_code)
     if name is None:
         return "eval"
     for pre in ("X_", "x_"):
@@ -556,24 +367,20 @@ def _tmp_file(version: Version, name: str) -> Path:
 class _Session:
     """The version being recorded for one outermost fit."""
 
-    def __init__(self, scope: _Scope, version: Version, est: Any) -> None:
+    def __init__(self, scope: _Scope, version: Version) -> None:
         self.scope = scope
         self.version = version
         self.closed = False
-        try:
-            self.estimator: Callable[[], Any] = weakref.ref(est)
-        except TypeError:
-            self.estimator = lambda: est
 
     @classmethod
     def begin(cls, scope: _Scope, est: Any, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Session:
         cfg = scope.cfg
-        previous = _session_of(est)
+        previous = _by_estimator.get(est)
         if previous is not None:  # a refit: the old model is gone, its version is complete
             previous.finish()
         model = cfg.model or config.model_name() or _script_name() or type(est).__name__
         version = start(model, store=cfg.store)
-        session = cls(scope, version, est)
+        session = cls(scope, version)
         with _lock:
             scope.sessions.append(session)
         atexit.unregister(_finish_all)
@@ -616,7 +423,7 @@ class _Session:
         if cfg.post_training_metrics:
             with _lock:
                 if not self.closed:
-                    _by_estimator[id(est)] = self
+                    _by_estimator.put(est, self)
         else:
             safe_call(f"finishing {v.ref}", self.finish)
 
@@ -642,10 +449,8 @@ class _Session:
     def _close(self) -> None:
         with _lock:
             self.closed = True
-            if _by_estimator.get(id(self.estimator())) is self:
-                del _by_estimator[id(self.estimator())]
-            for key in [k for k, rec in _predictions.items() if rec[1] is self]:
-                del _predictions[key]
+            _by_estimator.discard(lambda session: session is self)
+            _predictions.discard(lambda hit: hit[0] is self)
             if self in self.scope.sessions:
                 self.scope.sessions.remove(self)
 
@@ -941,14 +746,16 @@ def _finish_scope_sessions(scope: _Scope) -> None:
         session.finish()
 
 
+def _all_sessions() -> list[_Session]:
+    return [s for scope in _scopes.all() for s in scope.sessions]
+
+
 def _finish_all() -> None:
-    scopes = [s for s in (_global, *_scopes) if s is not None]
-    for scope in scopes:
-        for session in list(scope.sessions):
-            try:
-                session.finish()
-            except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
-                sys.stderr.write(f"modeltrack: could not finish {session.version.ref} at exit: {exc}\n")
+    for session in _all_sessions():
+        try:
+            session.finish()
+        except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
+            sys.stderr.write(f"modeltrack: could not finish {session.version.ref} at exit: {exc}\n")
 
 
 def finish_pending() -> list[str]:
@@ -958,7 +765,7 @@ def finish_pending() -> list[str]:
         their references (``MODEL@vN``).
     """
     with _lock:
-        sessions = [s for scope in (_global, *_scopes) if scope is not None for s in scope.sessions]
+        sessions = _all_sessions()
     for s in sessions:
         safe_call(f"finishing {s.version.ref}", s.finish)
     return [s.version.ref for s in sessions]
@@ -967,88 +774,34 @@ def finish_pending() -> list[str]:
 def tracked_versions() -> list[Version]:
     """Versions recorded by sklearn autologging that are still open for post-training metrics."""
     with _lock:
-        return [s.version for scope in (_global, *_scopes) if scope is not None for s in scope.sessions]
+        return [s.version for s in _all_sessions()]
+
+
+_classes = patching.ClassPatcher(
+    {
+        **dict.fromkeys(FIT_METHODS, _fit_around),
+        **dict.fromkeys(PREDICT_METHODS, _predict_around),
+        **dict.fromkeys(SCORE_METHODS, _score_around),
+    },
+    inherited=_wrap_inherited,
+    lock=_lock,
+)
+_scopes: patching.Scopes[_Scope] = patching.Scopes(
+    install=_ensure_installed, finish=_finish_scope_sessions, idle=_uninstall, what="the sklearn versions", lock=_lock
+)
 
 
 # ---------------------------------------------------------------------- public switch
-@contextmanager
-def _scoped(cfg: _Config) -> Iterator[_Scope]:
-    scope = _Scope(cfg, is_global=False)
-    with _lock:
-        _scopes.append(scope)
-        try:
-            _ensure_installed(cfg.estimators)
-        except BaseException:
-            _scopes.remove(scope)
-            raise
-    ok = False
-    try:
-        yield scope
-        ok = True
-    finally:
-        with _lock:
-            if scope in _scopes:
-                _scopes.remove(scope)
-        try:
-            _finish_scope_sessions(scope)
-        except Exception as exc:  # noqa: BLE001
-            if ok:
-                report(exc, "finishing the sklearn versions")
-            else:  # the user's exception is on its way: do not replace it
-                warnings.warn(
-                    f"modeltrack: finishing the sklearn versions failed: {exc}", ModelTrackWarning, stacklevel=3
-                )
-        finally:
-            _uninstall_if_idle()
-
-
-class AutologHandle:
+class AutologHandle(patching.ScopeHandle[_Scope]):
     """What ``autolog(...)`` returns: autologging is on globally until :meth:`undo`.
 
     Used as a decorator (``@autolog(model="x")``) or a ``with`` block, it gives the global
     switch back at once and records the fits of each call (or of the block) instead.
     """
 
-    def __init__(self, cfg: _Config, previous: _Scope | None, mine: _Scope) -> None:
-        self._cfg = cfg
-        self._previous = previous
-        self._mine = mine
-        self._block: Any = None
 
-    def undo(self) -> None:
-        """Give back the global state that was in force before this ``autolog`` call."""
-        global _global
-        with _lock:
-            if _global is self._mine:
-                _finish_scope_sessions(self._mine)
-                _global = self._previous
-                if self._previous is not None:
-                    _ensure_installed(self._previous.cfg.estimators)
-            _uninstall_if_idle()
-
-    def __call__(self, fn: F) -> F:
-        self.undo()
-        return _decorate(fn, self._cfg)
-
-    def __enter__(self) -> AutologHandle:
-        self.undo()
-        self._block = _scoped(self._cfg)
-        self._block.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        block, self._block = self._block, None
-        if block is not None:
-            block.__exit__(*exc)
-
-
-def _decorate(fn: F, cfg: _Config) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _scoped(cfg):
-            return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+def _block_scope(cfg: _Config) -> Callable[[], _Scope]:
+    return lambda: _Scope(cfg, is_global=False)
 
 
 def autolog(
@@ -1096,7 +849,6 @@ def autolog(
         ... def train(X, y):
         ...     return LogisticRegression().fit(X, y)
     """
-    global _global
     patching.refuse_unknown_options("sklearn", kwargs, ())
     cfg = _Config(
         model, store, log_models, log_datasets, training_metrics, post_training_metrics, max_candidates, estimators
@@ -1104,21 +856,13 @@ def autolog(
     if fn is not None:
         if not callable(fn):
             raise ModelTrackError(f"autolog(fn) takes a function to decorate, got {fn!r}; pass options by keyword")
-        return _decorate(fn, cfg)
-    with _lock:
-        if disable:
-            if _global is not None:
-                _finish_scope_sessions(_global)
-            _global = None
-            _uninstall_if_idle()
-            return None
-        previous = _global
-        if previous is not None:
-            _finish_scope_sessions(previous)
-        mine = _Scope(cfg, is_global=True)
-        _global = mine
-        _ensure_installed(cfg.estimators)
-    return AutologHandle(cfg, previous, mine)
+        return _scopes.decorate(fn, _block_scope(cfg))
+    if disable:
+        _scopes.clear_global()
+        return None
+    mine = _Scope(cfg, is_global=True)
+    previous = _scopes.set_global(mine)
+    return AutologHandle(_scopes, previous, mine, _block_scope(cfg))
 
 
 # ---------------------------------------------------------------------- loading
