@@ -74,6 +74,7 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the install
     raise
 
 from modeltrack import patching, tracking
+from modeltrack.capture.data import can_fingerprint, split_xy, to_host, unfingerprinted
 from modeltrack.capture.params import is_simple
 from modeltrack.checkpoints import MAX_SNAPSHOT_BYTES, CheckpointLedger, CheckpointPolicy
 from modeltrack.errors import ModelTrackError, ModelTrackWarning
@@ -170,32 +171,9 @@ def _count(weights: Any) -> int:
     return total
 
 
-def _data_kind(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def _hashable(obj: Any) -> bool:
-    """Arrays / tensors (or lists, tuples and dicts of them) that can be fingerprinted exactly."""
-    mod = type(obj).__module__.split(".", 1)[0]
-    if mod in ("numpy", "torch", "pandas", "scipy", "jax", "jaxlib", "tensorflow") and hasattr(obj, "shape"):
-        return True
-    if isinstance(obj, Mapping):
-        return bool(obj) and all(_hashable(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return bool(obj) and all(_hashable(v) for v in obj)
-    return False
-
-
 def _as_host(obj: Any) -> Any:
     """JAX / TF arrays as numpy (the core fingerprints numpy, torch and pandas natively)."""
-    mod = type(obj).__module__.split(".", 1)[0]
-    if mod in ("jax", "jaxlib", "tensorflow"):
-        return keras.ops.convert_to_numpy(obj)
-    if isinstance(obj, Mapping):
-        return {k: _as_host(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_as_host(v) for v in obj)
-    return obj
+    return to_host(obj, keras.ops.convert_to_numpy)
 
 
 class _KerasState:
@@ -711,7 +689,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
         }
         if args.get("batch_size") is not None:
             params["fit.batch_size"] = args["batch_size"]
-        elif "x" in args and args["x"] is not None and not _hashable(args["x"]):
+        elif "x" in args and args["x"] is not None and not can_fingerprint(args["x"]):
             params["fit.batch_size"] = None  # the dataset batches itself
         elif "x" in args:
             params["fit.batch_size"] = 32  # Keras's default for arrays
@@ -751,7 +729,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
         if "val_x" in args:
             val_x, val_y = args.get("val_x"), args.get("val_y")
         else:
-            val_x, val_y = _unpack(args.get("validation_data"))
+            val_x, val_y = split_xy(args.get("validation_data"))
         split = args.get("validation_split")
         if split and not from_frame and args.get("validation_data") is None:
             # Only the arrays before Keras's split are known: say so rather than mislabel them.
@@ -761,26 +739,15 @@ class ModelTrackCallback(keras.callbacks.Callback):
         for prefix, dx, dy in (("train", x, y), ("val", val_x, val_y)):
             if dx is None or any(k.startswith(prefix + ".") or k == prefix for k in self.data):
                 continue
-            if _hashable(dx) and (dy is None or _hashable(dy)):
+            if can_fingerprint(dx) and (dy is None or can_fingerprint(dy)):
                 info = v.log_data(f"{prefix}.x", _as_host(dx))
                 if dy is not None:
                     v.log_data(f"{prefix}.y", _as_host(dy))
                 if reason and prefix == "train" and info:
                     v.log_info(train_data_note=reason)
             else:
-                size: int | None
-                try:
-                    size = len(dx)
-                except TypeError:
-                    size = None
-                v.log_data_info(
-                    prefix,
-                    pytype=_data_kind(dx),
-                    length=size,
-                    steps=(self.params or {}).get("steps") if prefix == "train" else args.get("validation_steps"),
-                    reason=f"{_data_kind(dx)} is not an array or tensor: its content cannot be fingerprinted "
-                    f"without reading it again; pass data={{...}} to fingerprint it",
-                )
+                steps = (self.params or {}).get("steps") if prefix == "train" else args.get("validation_steps")
+                v.log_data_info(prefix, **unfingerprinted(dx, steps=steps, hint="pass data={...} to fingerprint it"))
 
     def _log_outcome(self, v: Version, model: Any) -> None:
         stopper = next((c for c in self._other_callbacks() if type(c).__name__ == "EarlyStopping"), None)
@@ -804,12 +771,6 @@ class ModelTrackCallback(keras.callbacks.Callback):
                 "restored_best_weights": bool(getattr(stopper, "restore_best_weights", False)),
             }
         v.log_info(**info)
-
-
-def _unpack(validation_data: Any) -> tuple[Any, Any]:
-    if isinstance(validation_data, (list, tuple)) and 2 <= len(validation_data) <= 3:
-        return validation_data[0], validation_data[1]
-    return validation_data, None
 
 
 def _fit_abandoned(cb: ModelTrackCallback, version: Version) -> None:

@@ -127,3 +127,109 @@ def _feed(h: Any, data: Any) -> dict[str, Any]:
         f"Series, scipy sparse matrix, list, dict or bytes",
         value=data,
     )
+
+
+#: modules whose array types :func:`can_fingerprint` accepts (anything of theirs with a ``shape``)
+ARRAY_MODULES = ("numpy", "torch", "pandas", "scipy", "jax", "jaxlib", "tensorflow")
+#: array modules :func:`fingerprint` does not read natively: :func:`to_host` converts them to numpy
+_FOREIGN_ARRAY_MODULES = ("jax", "jaxlib", "tensorflow")
+
+
+def data_kind(obj: Any) -> str:
+    """The qualified type name of ``obj`` (``"numpy.ndarray"``), as data records name it."""
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def can_fingerprint(obj: Any) -> bool:
+    """Whether ``obj`` is an array or tensor (or a non-empty list, tuple or dict of them, nested)
+    that can be fingerprinted exactly without consuming anything.
+
+    Arrays of numpy, torch, pandas, scipy, JAX and TensorFlow count (anything of theirs with a
+    ``shape``); generators, datasets, loaders, plain numbers, empty containers and ``None`` do not.
+    Frameworks are recognised by module name and never imported.
+    """
+    if _module(obj) in ARRAY_MODULES and hasattr(obj, "shape"):
+        return True
+    if isinstance(obj, Mapping):
+        return bool(obj) and all(can_fingerprint(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return bool(obj) and all(can_fingerprint(v) for v in obj)
+    return False
+
+
+def to_host(obj: Any, convert: Any = None) -> Any:
+    """``obj`` with its JAX and TensorFlow arrays converted to numpy, nested in lists, tuples
+    and dicts (their types kept); everything else, numpy and torch included, is left as is:
+    :func:`fingerprint` reads those natively.
+
+    Args:
+        obj: what to convert.
+        convert: ``array -> numpy array`` (a framework's own converter, e.g.
+            ``keras.ops.convert_to_numpy``); default :func:`numpy.asarray` (numpy is imported
+            only when there is something to convert).
+    """
+    if _module(obj) in _FOREIGN_ARRAY_MODULES:
+        if convert is None:
+            import numpy as np
+
+            convert = np.asarray
+        return convert(obj)
+    if isinstance(obj, Mapping):
+        return {k: to_host(v, convert) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_host(v, convert) for v in obj)
+    return obj
+
+
+def split_xy(validation_data: Any) -> tuple[Any, Any]:
+    """Inputs and targets of a validation argument: ``(x, y)`` and ``(x, y, sample_weight)``
+    tuples or lists give ``(x, y)``; anything else (a dataset, a generator, ``None``) is inputs
+    alone: ``(validation_data, None)``."""
+    if isinstance(validation_data, (list, tuple)) and 2 <= len(validation_data) <= 3:
+        return validation_data[0], validation_data[1]
+    return validation_data, None
+
+
+def unfingerprinted(obj: Any, *, hint: str = "", **sizes: Any) -> dict[str, Any]:
+    """The record of data that is not fingerprinted: its type, its length (``None`` without
+    ``len``) and why, for :meth:`~modeltrack.Version.log_data_info`.
+
+    Args:
+        obj: the data (a generator, dataset, loader, …).
+        hint: appended to the reason: how the user can get a fingerprint instead.
+        **sizes: more sizes to record (``steps=``, ``batch_size=``).
+
+    Returns:
+        ``{"fingerprint": None, "pytype": str, "length": int | None, "reason": str, **sizes}``.
+    """
+    try:
+        length: int | None = len(obj)
+    except TypeError:
+        length = None
+    kind = data_kind(obj)
+    reason = f"{kind} is not an array or tensor: its content cannot be fingerprinted without reading it again"
+    return {
+        "fingerprint": None,
+        "pytype": kind,
+        "length": length,
+        **sizes,
+        "reason": f"{reason}; {hint}" if hint else reason,
+    }
+
+
+def fingerprint_or_reason(obj: Any, *, convert: Any = None, hint: str = "", **sizes: Any) -> dict[str, Any]:
+    """Fingerprint ``obj`` when :func:`can_fingerprint` says it can be, else say why not.
+
+    Both results go to a version with ``v.log_data_info(name, **record)``.
+
+    Args:
+        obj: the data.
+        convert: passed to :func:`to_host`.
+        hint, **sizes: passed to :func:`unfingerprinted`.
+
+    Returns:
+        :func:`fingerprint` of ``to_host(obj, convert)``, or :func:`unfingerprinted` of ``obj``.
+    """
+    if can_fingerprint(obj):
+        return fingerprint(to_host(obj, convert))
+    return unfingerprinted(obj, hint=hint, **sizes)
