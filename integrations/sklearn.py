@@ -44,11 +44,7 @@ global autologging stays silent: their fits are a search's inner fits.
 from __future__ import annotations
 
 import atexit
-import csv
-import io
 import itertools
-import json
-import math
 import os
 import sys
 import tempfile
@@ -62,15 +58,16 @@ from typing import Any
 import sklearn
 from sklearn.base import BaseEstimator
 
-from modeltrack import config, patching
+from modeltrack import patching
 from modeltrack.autologging import cancel_import_hook, when_imported
 from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
+from modeltrack.metrics import classification_metrics, regression_metrics
 from modeltrack.patching import Patcher, enabled, safe_call
 from modeltrack.patching import disable as _unpatch
 from modeltrack.patching import enable as _patch
 from modeltrack.patching import original as _original
-from modeltrack.tracking import Version, report, start
+from modeltrack.tracking import Version, default_model_name, report, start
 
 __all__ = ["AutologHandle", "artifact_needs_trust", "autolog", "finish_pending", "load_artifact", "tracked_versions"]
 
@@ -348,15 +345,6 @@ def _xy(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
     return X, y
 
 
-def _script_name() -> str | None:
-    import re
-
-    argv0 = sys.argv[0] if sys.argv else ""
-    if not argv0 or argv0 in ("-c", "-m") or not argv0.endswith(".py"):
-        return None
-    return re.sub(r"[^A-Za-z0-9._-]", "-", Path(argv0).stem).strip("-._")[:128] or None
-
-
 def _tmp_file(version: Version, name: str) -> Path:
     """A fresh file in the version's scratch directory (removed when the version ends)."""
     fd, path = tempfile.mkstemp(prefix="", suffix="-" + name, dir=version.scratch_dir())
@@ -378,7 +366,7 @@ class _Session:
         previous = _by_estimator.get(est)
         if previous is not None:  # a refit: the old model is gone, its version is complete
             previous.finish()
-        model = cfg.model or config.model_name() or _script_name() or type(est).__name__
+        model = cfg.model or default_model_name(None, python_scripts=True) or type(est).__name__
         version = start(model, store=cfg.store)
         session = cls(scope, version)
         with _lock:
@@ -489,7 +477,7 @@ def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str,
     with sklearn.config_context(skip_parameter_validation=True):
         y_pred = est.predict(X)
         if kind == "regressor":
-            return _regression_metrics(y, y_pred, sample_weight)
+            return regression_metrics(y, y_pred, sample_weight=sample_weight, prefix="train_")
         classes = getattr(est, "classes_", None)
         scores = None
         if hasattr(est, "predict_proba"):
@@ -509,88 +497,18 @@ def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str,
 def _classification_metrics(
     y: Any, y_pred: Any, scores: Any, proba: bool, classes: Any, sample_weight: Any
 ) -> dict[str, float]:
-    """Accuracy, precision/recall/F1 (binary for two classes, else weighted), log loss and
-    ROC-AUC (one-vs-rest, weighted, for more classes): a numpy fast path for 1-d targets,
-    sklearn's functions otherwise (same definitions, ``zero_division=0``)."""
-    import numpy as np
-
-    out: dict[str, float] = {}
-    try:
-        yt = np.asarray(y)
-        yp = np.asarray(y_pred)
-        fast = yt.ndim == 1 and yp.shape == yt.shape and classes is not None and np.ndim(classes) == 1
-    except Exception:  # noqa: BLE001 - odd targets: let sklearn decide
-        fast = False
-    if not fast:
+    """:func:`modeltrack.metrics.classification_metrics` for 1-d targets, sklearn's
+    functions otherwise (same definitions, ``zero_division=0``)."""
+    fast = {"proba": scores} if proba else {"decision": scores}
+    # without classes_, sklearn decides what the labels are
+    out = (
+        None
+        if classes is None
+        else classification_metrics(y, y_pred, classes=classes, sample_weight=sample_weight, prefix="train_", **fast)
+    )
+    if out is None:
         return _sklearn_classification_metrics(y, y_pred, scores, proba, classes, sample_weight)
-    w = np.ones(len(yt)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    total = w.sum()
-    out["train_accuracy"] = float(w[yt == yp].sum() / total)
-    binary = len(classes) == 2
-    labels = [classes[1]] if binary else list(classes)
-    tp = np.array([w[(yt == c) & (yp == c)].sum() for c in labels])
-    pred = np.array([w[yp == c].sum() for c in labels])
-    true = np.array([w[yt == c].sum() for c in labels])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prec = np.where(pred > 0, tp / pred, 0.0)
-        rec = np.where(true > 0, tp / true, 0.0)
-        f1 = np.where(pred + true > 0, 2 * tp / (pred + true), 0.0)
-    if binary:
-        out.update(train_precision=float(prec[0]), train_recall=float(rec[0]), train_f1=float(f1[0]))
-    elif true.sum() > 0:
-        out.update(
-            train_precision=float(np.average(prec, weights=true)),
-            train_recall=float(np.average(rec, weights=true)),
-            train_f1=float(np.average(f1, weights=true)),
-        )
-    if scores is None:
-        return out
-    s = np.asarray(scores, dtype=float)
-    index = {c: i for i, c in enumerate(classes.tolist() if hasattr(classes, "tolist") else classes)}
-    try:
-        idx = np.array([index[c] for c in (yt.tolist())])
-    except KeyError:
-        return out
-    if proba and s.ndim == 2 and s.shape[1] == len(classes):
-        eps = np.finfo(s.dtype).eps
-        p = np.clip(s[np.arange(len(idx)), idx], eps, 1 - eps)
-        out["train_log_loss"] = float(np.average(-np.log(p), weights=w))
-        if binary:
-            auc = _binary_auc(idx == 1, s[:, 1], w, sample_weight is not None)
-            if auc is not None:
-                out["train_roc_auc"] = auc
-        else:
-            aucs, support = [], []
-            for i in range(len(classes)):
-                auc = _binary_auc(idx == i, s[:, i], w, sample_weight is not None)
-                if auc is None:
-                    return out  # a class absent from y: sklearn refuses too
-                aucs.append(auc)
-                support.append(w[idx == i].sum())
-            out["train_roc_auc"] = float(np.average(aucs, weights=support))
-    elif binary and s.ndim == 1:
-        auc = _binary_auc(idx == 1, s, w, sample_weight is not None)
-        if auc is not None:
-            out["train_roc_auc"] = auc
     return out
-
-
-def _binary_auc(positive: Any, score: Any, w: Any, weighted: bool) -> float | None:
-    """ROC-AUC as the Mann-Whitney statistic (ties count half); weighted via sklearn."""
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    if weighted:
-        from sklearn.metrics import roc_auc_score
-
-        return float(_original(roc_auc_score)(positive, score, sample_weight=w))
-    import numpy as np
-
-    # Average ranks (ties share the mean of their ranks), without importing scipy.stats.
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse.reshape(-1)]
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _sklearn_classification_metrics(
@@ -628,26 +546,6 @@ def _sklearn_classification_metrics(
     return out
 
 
-def _regression_metrics(y: Any, y_pred: Any, sample_weight: Any) -> dict[str, float]:
-    """MSE, RMSE, MAE and R² (outputs averaged uniformly, as sklearn's defaults)."""
-    import numpy as np
-
-    yt = np.asarray(y, dtype=float)
-    yp = np.asarray(y_pred, dtype=float).reshape(yt.shape)
-    if yt.ndim == 1:
-        yt, yp = yt[:, None], yp[:, None]
-    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    err = yt - yp
-    mse = float(np.average(err**2, axis=0, weights=w).mean())
-    mae = float(np.average(np.abs(err), axis=0, weights=w).mean())
-    ww = np.ones(len(yt)) if w is None else w
-    ss_res = (ww[:, None] * err**2).sum(axis=0)
-    ss_tot = (ww[:, None] * (yt - np.average(yt, axis=0, weights=ww)) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
-    return {"train_mse": mse, "train_rmse": math.sqrt(mse), "train_mae": mae, "train_r2": float(r2.mean())}
-
-
 def _log_model(version: Version, est: Any) -> None:
     import joblib
 
@@ -664,30 +562,8 @@ def _log_model(version: Version, est: Any) -> None:
         path.unlink(missing_ok=True)
 
 
-def _cell(value: Any) -> Any:
-    if value is None or getattr(value, "mask", False) is True:
-        return ""
-    if isinstance(value, Mapping):
-        return json.dumps(to_json_value(dict(value)), sort_keys=True)
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        try:
-            value = value.item()
-        except (ValueError, TypeError):
-            pass
-    if isinstance(value, float):
-        return repr(value)
-    return value if isinstance(value, (int, str, bool)) else json.dumps(to_json_value(value))
-
-
-def _csv_file(version: Version, name: str, columns: list[str], rows: Iterable[list[Any]]) -> Path:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(c) for c in row])
-    path = _tmp_file(version, name)
-    path.write_text(buf.getvalue(), encoding="utf-8")
-    return path
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _log_search(version: Version, est: Any, max_candidates: int) -> None:
@@ -700,11 +576,7 @@ def _log_search(version: Version, est: Any, max_candidates: int) -> None:
         version.log_metrics({"best_cv_score": best_score}, step=0)
     columns = list(results)
     n = len(results["params"])
-    path = _csv_file(version, CV_RESULTS_FILE, columns, ([results[c][i] for c in columns] for i in range(n)))
-    try:
-        version.log_artifact(path, kind="cv_results", name=CV_RESULTS_FILE)
-    finally:
-        path.unlink(missing_ok=True)
+    version.log_table(CV_RESULTS_FILE, columns, ([results[c][i] for c in columns] for i in range(n)), kind="cv_results")
     refit = getattr(est, "refit", True)
     suffix = refit if isinstance(refit, str) and f"rank_test_{refit}" in results else "score"
     ranks = results.get(f"rank_test_{suffix}")
@@ -714,15 +586,12 @@ def _log_search(version: Version, est: Any, max_candidates: int) -> None:
         top.append(
             {
                 "rank": int(ranks[i]) if ranks is not None else None,
-                f"mean_test_{suffix}": _cell(results.get(f"mean_test_{suffix}", [None] * n)[i]),
-                f"std_test_{suffix}": _cell(results.get(f"std_test_{suffix}", [None] * n)[i]),
-                "mean_fit_time": _cell(results.get("mean_fit_time", [None] * n)[i]),
+                f"mean_test_{suffix}": _number(results.get(f"mean_test_{suffix}", [None] * n)[i]),
+                f"std_test_{suffix}": _number(results.get(f"std_test_{suffix}", [None] * n)[i]),
+                "mean_fit_time": _number(results.get("mean_fit_time", [None] * n)[i]),
                 "params": to_json_value(results["params"][i]),
             }
         )
-    for row in top:
-        for k in (f"mean_test_{suffix}", f"std_test_{suffix}", "mean_fit_time"):
-            row[k] = float(row[k]) if row[k] not in ("", None) else None
     version.log_info(
         search={
             "candidates": n,
@@ -734,11 +603,7 @@ def _log_search(version: Version, est: Any, max_candidates: int) -> None:
     )
     if top:
         cols = list(top[0])
-        path = _csv_file(version, CANDIDATES_FILE, cols, ([row[c] for c in cols] for row in top))
-        try:
-            version.log_artifact(path, kind="table", name=CANDIDATES_FILE)
-        finally:
-            path.unlink(missing_ok=True)
+        version.log_table(CANDIDATES_FILE, cols, ([row[c] for c in cols] for row in top))
 
 
 def _finish_scope_sessions(scope: _Scope) -> None:

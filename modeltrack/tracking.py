@@ -10,6 +10,7 @@ the last flush readable, and the version reads as ``crashed``.
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import os
 import stat
@@ -17,10 +18,10 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 from . import config
 from ._util import best_of, metric_goal, now_iso, process_identity
@@ -471,6 +472,42 @@ class Version:
             self._scratch = Path(tempfile.mkdtemp(prefix=f"modeltrack-{self.model}-v{self.number}-"))
         return self._scratch
 
+    def log_table(
+        self, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, kind: str = "table"
+    ) -> list[dict[str, Any]]:
+        """Store a table as the CSV artifact ``name`` (a header row, then one line per row).
+
+        Cells: None and masked values are empty, mappings sorted JSON, numpy scalars their
+        Python value, floats ``repr`` (every digit kept), ints/str/bool as they are, anything
+        else JSON (readable stand-ins for what JSON cannot hold).
+
+        Args:
+            name: the artifact's name (``"cv_results.csv"``).
+            columns: the header.
+            rows: the rows, each a sequence of cells in ``columns``' order.
+            kind: the artifact's kind.
+
+        Returns:
+            what :meth:`log_artifact` returns.
+        """
+        import csv
+        import io
+        import tempfile
+
+        self._check_open("log_table")
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(list(columns))
+        writer.writerows([_table_cell(c) for c in row] for row in rows)
+        fd, tmp = tempfile.mkstemp(prefix="", suffix="-" + Path(name).name, dir=self.scratch_dir())
+        os.close(fd)
+        path = Path(tmp)
+        try:
+            path.write_text(buf.getvalue(), encoding="utf-8")
+            return self.log_artifact(path, kind=kind, name=name)
+        finally:
+            path.unlink(missing_ok=True)
+
     def set_parent(self, ref: str) -> None:
         """Record that this run resumed from (or fine-tunes) another version."""
         self._record({"type": "parent", "parent": ref})
@@ -777,16 +814,46 @@ def start(
     return v
 
 
-def default_model_name() -> str:
-    """``MODELTRACK_MODEL``, else the running script's file name, else ``"model"``."""
+@overload
+def default_model_name(fallback: str = ..., *, python_scripts: bool = ...) -> str: ...
+@overload
+def default_model_name(fallback: None, *, python_scripts: bool = ...) -> str | None: ...
+def default_model_name(fallback: str | None = "model", *, python_scripts: bool = False) -> str | None:
+    """``MODELTRACK_MODEL``, else the running script's file name, else ``fallback``.
+
+    Args:
+        fallback: the name when neither gives one (None: let the caller choose, e.g. an
+            estimator's class name).
+        python_scripts: take the program's name only from a ``.py`` script (not from a
+            console command such as ``pytest``).
+    """
     import re
 
     env = config.model_name()
     if env:
         return env
-    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", script).strip("-._")[:128]
-    return cleaned or "model"
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 in ("", "-c", "-m") or (python_scripts and not argv0.endswith(".py")):
+        argv0 = ""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", Path(argv0).stem if argv0 else "").strip("-._")[:128]
+    return cleaned or fallback
+
+
+def _table_cell(value: Any) -> str | int | bool:
+    """One cell of :meth:`Version.log_table` (see there)."""
+    mask = getattr(value, "mask", None)  # numpy's masked constant has a 0-d mask
+    if value is None or (mask is not None and getattr(mask, "ndim", 1) == 0 and bool(mask)):
+        return ""
+    if isinstance(value, Mapping):
+        return json.dumps(to_json_value(dict(value)), sort_keys=True)
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, float):
+        return repr(value)
+    return value if isinstance(value, (int, str, bool)) else json.dumps(to_json_value(value))
 
 
 def last_uncaught() -> BaseException | None:

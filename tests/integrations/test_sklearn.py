@@ -455,3 +455,16 @@ def test_unwritable_store_warns_and_the_fit_completes(
     msgs = [str(w.message) for w in caught if issubclass(w.category, ModelTrackWarning)]
     assert any("read-only" in m or "disk is full" in m for m in msgs), msgs
     assert not os.path.exists(base / "store" / "models")
+
+
+def test_search_params_absent_from_a_candidate_are_empty_cells(data: Any, store_uri: str) -> None:
+    X, y, _, _ = data
+    grid = [{"C": [0.5]}, {"C": [1.0], "tol": [1e-3]}]  # no tol in the first: a masked cell
+    with mts.autolog(model="masked", store=store_uri, log_models=False):
+        GridSearchCV(LogisticRegression(), grid, cv=2).fit(X, y)
+    import csv
+
+    text = Path(mt.artifact_path("masked", "cv_results.csv", store=store_uri)).read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["param_tol"] for r in rows] == ["", "0.001"]
+    assert [json.loads(r["params"]) for r in rows] == [{"C": 0.5}, {"C": 1.0, "tol": 0.001}]
