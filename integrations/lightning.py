@@ -24,8 +24,9 @@ Example:
 from __future__ import annotations
 
 import atexit
-import hashlib
+import contextlib
 import importlib
+import inspect
 import os
 import shutil
 import sys
@@ -38,7 +39,8 @@ from typing_extensions import Self, override
 
 from modeltrack import config, patching
 from modeltrack.capture.datasets import fingerprint_loader, flatten_loaders
-from modeltrack.capture.params import is_simple
+from modeltrack.capture.model import attributes, module_architecture, optimizer_settings, scheduler_settings
+from modeltrack.checkpoints import POLICIES, CheckpointMirror, CheckpointPolicy
 from modeltrack.errors import InvalidValueError
 from modeltrack.patching import Patcher, safe_call, wrap
 from modeltrack.patching import disable as _disable_patches
@@ -57,8 +59,6 @@ else:
 PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 #: what :meth:`Version.set_framework` records (``load`` dispatches on it)
 FRAMEWORK = "lightning"
-#: checkpoint policies (see :class:`ModelTrackCallback`)
-POLICIES = ("best", "last", "all", "every_n")
 #: artifact names inside the version
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.ckpt"
@@ -149,21 +149,14 @@ def _resolve_packages(package: str | None) -> list[str]:
     return packages
 
 
-def _validate(checkpoints: str | None, every_n_epochs: int, log_every_n_steps: int | None) -> None:
-    if checkpoints is not None and checkpoints not in POLICIES:
-        raise InvalidValueError(
-            f"checkpoints={checkpoints!r} is not a checkpoint policy; use one of {', '.join(map(repr, POLICIES))} "
-            f"or None (store no checkpoint)",
-            value=checkpoints,
-        )
-    if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-        raise InvalidValueError(f"every_n_epochs={every_n_epochs!r} must be an int >= 1", value=every_n_epochs)
+def _validate(checkpoints: str | None, every_n_epochs: int, log_every_n_steps: int | None) -> CheckpointPolicy:
     if log_every_n_steps is not None and (not isinstance(log_every_n_steps, int) or log_every_n_steps < 0):
         raise InvalidValueError(
             f"log_every_n_steps={log_every_n_steps!r} must be None (step-only metrics at the Trainer's "
             f"cadence), 0 (no step values) or an int >= 1",
             value=log_every_n_steps,
         )
+    return CheckpointPolicy(checkpoints, every_n_epochs=every_n_epochs, checkpoint_budget=None)
 
 
 # ---------------------------------------------------------------------- the callback
@@ -185,7 +178,8 @@ class ModelTrackCallback(_CallbackBase):
             the latest one; ``"all"`` keeps every one ever written; ``"every_n"`` keeps those
             written at the end of every ``every_n_epochs``-th epoch, and the best. Without a
             ModelCheckpoint the final weights are stored as ``model.ckpt`` (``"every_n"``
-            also saves one every ``every_n_epochs`` epochs). ``None`` stores nothing.
+            also saves one every ``every_n_epochs`` epochs). ``None`` (or ``"none"``) stores
+            nothing. See :class:`modeltrack.checkpoints.CheckpointMirror`.
         every_n_epochs: period of the ``"every_n"`` policy.
         log_every_n_steps: step-level values: ``None`` (default) records metrics logged
             only per step (``on_epoch=False``, the ``training_step`` default) every
@@ -224,7 +218,7 @@ class ModelTrackCallback(_CallbackBase):
         tags: Mapping[str, Any] | None = None,
         package: str | None = None,
     ) -> None:
-        _validate(checkpoints, every_n_epochs, log_every_n_steps)
+        self._policy = _validate(checkpoints, every_n_epochs, log_every_n_steps)
         self.model = model
         self.store = store
         self.checkpoints = checkpoints
@@ -239,9 +233,7 @@ class ModelTrackCallback(_CallbackBase):
 
     def _reset(self) -> None:
         self._v: Version | None = None  # the version being written (rank zero, during fit)
-        self._stored: dict[str, dict[str, Any]] = {}  # abs path -> {"name", "sig", "keep", "owned"}
-        self._names: dict[str, str] = {}  # artifact name -> abs path
-        self._best: str | None = None  # artifact name marked best
+        self._mirror: CheckpointMirror | None = None  # the checkpoints stored (rank zero, during fit)
         self._io: _TrackingCheckpointIO | None = None
         self._io_host: Any = None
         self._own_save = False
@@ -257,7 +249,7 @@ class ModelTrackCallback(_CallbackBase):
         # Workers of ddp_spawn get the configuration, never the running state.
         state = dict(self.__dict__)
         state["version"] = None
-        state.update({k: None for k in ("_v", "_io", "_io_host", "_failure")})
+        state.update({k: None for k in ("_v", "_mirror", "_io", "_io_host", "_failure")})
         return state
 
     def __repr__(self) -> str:
@@ -290,6 +282,7 @@ class ModelTrackCallback(_CallbackBase):
         name = self.model or config.model_name() or _default_name(pl_module)
         v = start(name, store=self.store, tags=self.tags or None)
         self._v = self.version = v
+        self._mirror = CheckpointMirror(v, self._policy, prefix=CHECKPOINT_DIR)
         _watch_exit(self)
         package = _package_of(trainer)
         top = importlib.import_module(package.split(".")[0])
@@ -306,23 +299,16 @@ class ModelTrackCallback(_CallbackBase):
         self._guard("recording hyperparameters", v.log_params, _hparams(pl_module))
         if dm is not None:
             self._guard("recording datamodule hyperparameters", v.log_params, {"data": _hparams(dm)})
-        self._guard("recording trainer settings", v.log_params, {"trainer": _trainer_params(trainer, self)})
+        self._guard("recording trainer settings", v.log_params, {"trainer": _trainer_params(trainer)})
         if self.params:
             self._guard("recording params", v.log_params, self.params)
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._active:
-            self._guard("recording optimizers", self._log_optimizers, trainer)
-            self._guard("recording the architecture", self._log_architecture, pl_module)
-
-    def _log_optimizers(self, trainer: Trainer) -> None:
-        assert self._v is not None
-        self._v.log_params(_optimizer_params(trainer))
-
-    def _log_architecture(self, pl_module: LightningModule) -> None:
-        assert self._v is not None
-        self._v.log_info(**_architecture(pl_module))
+        v = self._v
+        if v is not None and not v.closed:
+            self._guard("recording optimizers", lambda: v.log_params(_optimizer_params(trainer)))
+            self._guard("recording the architecture", lambda: v.log_info(**module_architecture(pl_module)))
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -339,9 +325,10 @@ class ModelTrackCallback(_CallbackBase):
         if loaders is None or name in self._data_done:
             return
         self._data_done.add(name)
-        assert self._v is not None
+        v = self._v
+        assert v is not None
         for sub, loader in flatten_loaders(name, loaders):
-            self._guard(f"fingerprinting {sub}", _log_loader, self._v, sub, loader)
+            self._guard(f"fingerprinting {sub}", _log_loader, v, sub, loader)
 
     @override
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -363,21 +350,14 @@ class ModelTrackCallback(_CallbackBase):
 
     def _log_step(self, trainer: Trainer, step: int) -> None:
         results = _results(trainer, "train")
-        if results is None:
-            return
-        values = trainer.callback_metrics
-        points: dict[str, Any] = {}
-        for name, on_step, on_epoch in _logged(results):
-            if not on_step or (on_epoch and not self.log_every_n_steps):
-                continue
-            key = f"{name}_step" if on_epoch else name
-            value = values.get(key)
-            if value is not None and value is not self._seen.get(key):
-                self._seen[key] = value
-                points[key] = value
-        if points:
-            assert self._v is not None
-            self._v.log_metrics(points, step=step, epoch=trainer.current_epoch)
+        if results is not None:
+            every = self.log_every_n_steps
+            keys = [
+                f"{n}_step" if on_ep else n
+                for n, on_step, on_ep in _logged(results)
+                if on_step and (every or not on_ep)
+            ]
+            self._log_fresh(trainer.callback_metrics, keys, step, trainer.current_epoch)
 
     @override
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -386,65 +366,44 @@ class ModelTrackCallback(_CallbackBase):
 
     def _log_val(self, trainer: Trainer) -> None:
         values = trainer.callback_metrics
-        results = _results(trainer, "val")
-        names = (
-            [n for n, _, on_epoch in _logged(results, valid_only=True) if on_epoch]
-            if results is not None
-            else [k for k in values if not k.endswith(("_step", "_epoch"))]
-        )
-        points = self._fresh(values, names)
-        if points:
-            assert self._v is not None
-            self._v.log_metrics(points, step=trainer.global_step, epoch=trainer.current_epoch)
+        names = _epoch_names(_results(trainer, "val"), values, valid_only=True)
+        self._log_fresh(values, names, trainer.global_step, trainer.current_epoch)
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning computes the epoch aggregates after every callback's on_train_epoch_end
         # (and after LightningModule.on_train_epoch_end may log more): they are recorded
         # at the next epoch start, or at the end of training.
-        self._pending_epoch = (trainer.current_epoch, trainer.global_step)
-        if (
-            self.checkpoints == "every_n"
-            and not _checkpoint_callbacks(trainer)
-            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        ):
+        epoch = trainer.current_epoch
+        self._pending_epoch = (epoch, trainer.global_step)
+        if self._policy.name == "every_n" and self._policy.due(epoch) and not _checkpoint_callbacks(trainer):
             self._guard(
-                "saving a checkpoint",
-                self._save_own,
-                trainer,
-                f"{CHECKPOINT_DIR}/epoch={trainer.current_epoch}.ckpt",
-                "checkpoint",
+                "saving a checkpoint", self._save_own, trainer, f"{CHECKPOINT_DIR}/epoch={epoch}.ckpt", "checkpoint"
             )
 
     def _close_epoch(self, trainer: Trainer) -> None:
-        assert self._pending_epoch is not None and self._v is not None
+        assert self._pending_epoch is not None
         epoch, step = self._pending_epoch
         self._pending_epoch = None
         values = trainer.callback_metrics
-        results = _results(trainer, "train")
-        if results is not None:
-            names = [n for n, _, on_epoch in _logged(results) if on_epoch]
-        else:
-            names = [k for k in values if not k.endswith(("_step", "_epoch"))]
-        points = self._fresh(values, names)
-        if points:
-            self._v.log_metrics(points, step=step, epoch=epoch)
+        self._log_fresh(values, _epoch_names(_results(trainer, "train"), values), step, epoch)
 
-    def _fresh(self, values: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
-        """The values of ``names`` not recorded yet (Lightning keeps stale objects around)."""
+    def _log_fresh(self, values: Mapping[str, Any], names: list[str], step: int, epoch: int) -> None:
+        """Record the values of ``names`` not recorded yet (Lightning keeps stale objects around)."""
         points = {}
         for name in names:
             value = values.get(name)
             if value is not None and value is not self._seen.get(name):
                 self._seen[name] = value
                 points[name] = value
-        return points
+        if points and self._v is not None:
+            self._v.log_metrics(points, step=step, epoch=epoch)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._pending_epoch is not None and self._active:
             self._guard("recording epoch metrics", self._close_epoch, trainer)
-        if self.checkpoints is not None and not _checkpoint_callbacks(trainer):
+        if self._policy.name != "none" and not _checkpoint_callbacks(trainer):
             self._guard("saving the final weights", self._save_own, trainer, FINAL_MODEL_FILE, "model")
 
     def _save_own(self, trainer: Trainer, name: str, kind: str) -> None:
@@ -459,21 +418,12 @@ class ModelTrackCallback(_CallbackBase):
             trainer.save_checkpoint(path)
         finally:
             self._own_save = False
-        if self._active and os.path.exists(path):
-            assert self._v is not None
-            self._guard(
-                f"storing {name}",
-                self._v.log_artifact,
-                path,
-                kind,
-                name,
-                step=trainer.global_step,
-                epoch=trainer.current_epoch,
-            )
-            try:
+        v = self._v
+        if v is not None and not v.closed and os.path.exists(path):
+            step, epoch = trainer.global_step, trainer.current_epoch
+            self._guard(f"storing {name}", v.log_artifact, path, kind, name, step=step, epoch=epoch)
+            with contextlib.suppress(OSError):
                 os.remove(path)
-            except OSError:
-                pass
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -552,7 +502,7 @@ class ModelTrackCallback(_CallbackBase):
 
     # ------------------------------------------------------------------ checkpoints
     def _install_io(self, trainer: Trainer) -> None:
-        if self.checkpoints is None:
+        if self._policy.name == "none":
             return
         strategy = trainer.strategy
         outer = strategy.checkpoint_io
@@ -585,115 +535,32 @@ class ModelTrackCallback(_CallbackBase):
             self._end(self._failure)
 
     def _on_saved(self, trainer: Trainer | None, path: str) -> None:
-        if self._own_save or not self._active or trainer is None:
+        if self._own_save or not self._active or trainer is None or self._mirror is None:
             return
         path = os.path.abspath(path)
         owner = _owner_of(trainer, path)
-        policy = self.checkpoints
-        epoch = trainer.current_epoch
-        best = _best_path(trainer)
-        if policy == "every_n":
-            keep = (epoch + 1) % self.every_n_epochs == 0
-            if not keep and path != best:
-                return
-        else:
-            keep = True
-        self._store(trainer, path, owner, keep=keep, best=(path == best))
-        if policy == "last":
-            for other in [p for p in self._stored if p != path]:
-                self._release(other)
-        elif policy == "every_n":
-            for other, rec in list(self._stored.items()):
-                if other != path and not rec["keep"] and other != best:
-                    self._release(other)
-
-    def _store(self, trainer: Trainer, path: str, owner: Any, *, keep: bool, best: bool) -> None:
-        assert self._v is not None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        sig = (st.st_size, st.st_mtime_ns)
-        rec = self._stored.get(path)
-        if rec is not None and rec["sig"] == sig:
-            if best and self._best != rec["name"]:
-                self._v.mark_best(rec["name"], kind="checkpoint")
-                self._best = rec["name"]
-            return
-        name = rec["name"] if rec is not None else self._name_for(path)
-        meta: dict[str, Any] = {"source": type(owner).__name__ if owner is not None else "Trainer.save_checkpoint"}
-        if owner is not None:
-            meta["monitor"] = getattr(owner, "monitor", None)
-            score = getattr(owner, "best_k_models", {}).get(path) if hasattr(owner, "best_k_models") else None
-            if (
-                score is None
-                and getattr(owner, "best_model_path", None)
-                and os.path.abspath(owner.best_model_path) == path
-            ):
-                score = getattr(owner, "best_model_score", None)
-            if score is not None:
-                meta["score"] = float(score)
-        self._v.log_artifact(
+        self._mirror.written(
             path,
-            "checkpoint",
-            name,
-            step=trainer.global_step,
             epoch=trainer.current_epoch,
-            best=best or None,
-            metadata=meta,
+            step=trainer.global_step,
+            best_path=_best_path(trainer),
+            owned=owner is not None,
+            metadata=_metadata(owner, path),
         )
-        self._stored[path] = {"name": name, "sig": sig, "keep": keep, "owned": owner is not None}
-        self._names[name] = path
-        if best:
-            self._best = name
-
-    def _name_for(self, path: str) -> str:
-        base = os.path.basename(path.rstrip(os.sep)) or "checkpoint"
-        name = f"{CHECKPOINT_DIR}/{base}"
-        i = 1
-        while name in self._names and self._names[name] != path:
-            name = f"{CHECKPOINT_DIR}/{i}-{base}"
-            i += 1
-        return name
-
-    def _release(self, path: str) -> None:
-        rec = self._stored.pop(path, None)
-        if rec is None or self._v is None:
-            return
-        self._names.pop(rec["name"], None)
-        if self._best == rec["name"]:
-            self._best = None
-        self._v.release_artifact(rec["name"])
 
     def _on_removed(self, path: str) -> None:
-        if self._own_save or not self._active:
-            return
-        path = os.path.abspath(path)
-        rec = self._stored.get(path)
-        if rec is None or self.checkpoints == "all" or (self.checkpoints == "every_n" and rec["keep"]):
-            return
-        self._release(path)
+        if not self._own_save and self._active and self._mirror is not None:
+            self._mirror.removed(path)
 
     def _reconcile(self, trainer: Trainer) -> None:
         """At the end: store what the ModelCheckpoints hold that was not seen being written
         (strategies that bypass the checkpoint IO), re-store files changed since, mark the best."""
-        policy = self.checkpoints
-        if policy is None:
+        if self._mirror is None or self._policy.name == "none":
             return
-        best = _best_path(trainer)
-        for cb in _checkpoint_callbacks(trainer):
-            paths = [getattr(cb, "best_model_path", ""), getattr(cb, "last_model_path", "")]
-            paths += list(getattr(cb, "best_k_models", {}) or {})
-            for p in dict.fromkeys(os.path.abspath(x) for x in paths if x):
-                if not os.path.isfile(p):
-                    continue
-                rec = self._stored.get(p)
-                if rec is not None or policy in ("best", "all") or (policy == "every_n" and p == best):
-                    self._store(trainer, p, cb, keep=rec["keep"] if rec else True, best=(p == best))
-        if policy == "best":
-            for p, rec in list(self._stored.items()):
-                if rec["owned"] and not os.path.exists(p):
-                    self._release(p)
+        held = [(p, _metadata(cb, p)) for cb in _checkpoint_callbacks(trainer) for p in _held(cb)]
+        self._mirror.reconcile(
+            held, epoch=trainer.current_epoch, step=trainer.global_step, best_path=_best_path(trainer)
+        )
 
 
 _LIVE: weakref.WeakSet[ModelTrackCallback] = weakref.WeakSet()
@@ -781,115 +648,70 @@ def _best_path(trainer: Any) -> str | None:
     return os.path.abspath(path) if path else None
 
 
+def _held(cb: Any, *extra: str) -> list[str]:
+    """The files a ModelCheckpoint holds (best, last, top-k), absolute, once each."""
+    paths = [getattr(cb, "best_model_path", ""), getattr(cb, "last_model_path", ""), *extra]
+    paths += list(getattr(cb, "best_k_models", {}) or {})
+    return list(dict.fromkeys(os.path.abspath(p) for p in paths if p))
+
+
 def _owner_of(trainer: Any, path: str) -> Any:
     for cb in _checkpoint_callbacks(trainer):
-        known = [
-            getattr(cb, "best_model_path", ""),
-            getattr(cb, "last_model_path", ""),
-            getattr(cb, "_last_checkpoint_saved", ""),
-        ]
-        known += list(getattr(cb, "best_k_models", {}) or {})
-        if path in {os.path.abspath(k) for k in known if k}:
-            return cb
         dirpath = getattr(cb, "dirpath", None)
-        if dirpath and os.path.dirname(path) == os.path.abspath(dirpath):
+        if path in _held(cb, getattr(cb, "_last_checkpoint_saved", "")) or (
+            dirpath and os.path.dirname(path) == os.path.abspath(dirpath)
+        ):
             return cb
     return None
 
 
-def _trainer_params(trainer: Any, me: ModelTrackCallback) -> dict[str, Any]:
-    def get(name: str) -> Any:
-        try:
-            return getattr(trainer, name)
-        except Exception:  # noqa: BLE001 - a property may not be ready yet
-            return None
+def _metadata(owner: Any, path: str) -> dict[str, Any]:
+    """What a stored checkpoint records of the ModelCheckpoint that wrote it (its score)."""
+    meta: dict[str, Any] = {"source": type(owner).__name__ if owner is not None else "Trainer.save_checkpoint"}
+    if owner is not None:
+        meta["monitor"] = getattr(owner, "monitor", None)
+        score = (getattr(owner, "best_k_models", None) or {}).get(path)
+        if score is None and getattr(owner, "best_model_path", None) and os.path.abspath(owner.best_model_path) == path:
+            score = getattr(owner, "best_model_score", None)
+        if score is not None:
+            meta["score"] = float(score)
+    return meta
 
-    out: dict[str, Any] = {
-        name: get(name)
-        for name in (
-            "max_epochs",
-            "min_epochs",
-            "max_steps",
-            "accumulate_grad_batches",
-            "gradient_clip_val",
-            "gradient_clip_algorithm",
-            "check_val_every_n_epoch",
-            "val_check_interval",
-            "limit_train_batches",
-            "limit_val_batches",
-            "log_every_n_steps",
-            "num_devices",
-            "num_nodes",
-        )
-    }
-    out["precision"] = str(get("precision"))
-    out["accelerator"] = type(get("accelerator")).__name__
-    out["strategy"] = type(get("strategy")).__name__
-    out["callbacks"] = [
-        type(cb).__name__ for cb in get("callbacks") or [] if cb is not me and not isinstance(cb, ModelTrackCallback)
-    ]
-    ckpts = []
-    for cb in _checkpoint_callbacks(trainer):
-        ckpts.append(
-            {
-                k: getattr(cb, k, None)
-                for k in ("monitor", "mode", "save_top_k", "save_last", "every_n_epochs", "save_weights_only")
-                if is_simple(getattr(cb, k, None))
-            }
-        )
+
+_TRAINER_SETTINGS = (
+    "max_epochs min_epochs max_steps accumulate_grad_batches gradient_clip_val gradient_clip_algorithm "
+    "check_val_every_n_epoch val_check_interval limit_train_batches limit_val_batches log_every_n_steps "
+    "num_devices num_nodes"
+).split()
+_CHECKPOINT_SETTINGS = ("monitor", "mode", "save_top_k", "save_last", "every_n_epochs", "save_weights_only")
+
+
+def _trainer_params(trainer: Any) -> dict[str, Any]:
+    out = attributes(trainer, _TRAINER_SETTINGS)
+    get = attributes(trainer, ("precision", "accelerator", "strategy", "callbacks"))
+    out["precision"] = str(get["precision"])
+    out["accelerator"] = type(get["accelerator"]).__name__
+    out["strategy"] = type(get["strategy"]).__name__
+    out["callbacks"] = [type(cb).__name__ for cb in get["callbacks"] or [] if not isinstance(cb, ModelTrackCallback)]
+    ckpts = [attributes(cb, _CHECKPOINT_SETTINGS, simple=True) for cb in _checkpoint_callbacks(trainer)]
     if ckpts:
         out["checkpointing"] = ckpts
     return {k: v for k, v in out.items() if v is not None}
 
 
-_OPT_NOISE = {"params", "foreach", "maximize", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
-
-
 def _optimizer_params(trainer: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
     optimizers = list(getattr(trainer, "optimizers", None) or [])
-    for i, opt in enumerate(optimizers):
-        key = "optimizer" if len(optimizers) == 1 else f"optimizer.{i}"
-        settings: dict[str, Any] = {"name": type(opt).__name__}
-        for k, v in (getattr(opt, "defaults", None) or {}).items():
-            if k not in _OPT_NOISE and v is not None and is_simple(v):
-                settings[k] = v
-        out[key] = settings
     configs = list(getattr(trainer, "lr_scheduler_configs", None) or [])
+    out = {
+        "optimizer" if len(optimizers) == 1 else f"optimizer.{i}": optimizer_settings(o)
+        for i, o in enumerate(optimizers)
+    }
     for i, cfg in enumerate(configs):
-        key = "scheduler" if len(configs) == 1 else f"scheduler.{i}"
-        sched = cfg.scheduler
-        sched_settings: dict[str, Any] = {
-            "name": type(sched).__name__,
-            "interval": cfg.interval,
-            "frequency": cfg.frequency,
-        }
+        settings = {"interval": cfg.interval, "frequency": cfg.frequency, **scheduler_settings(cfg.scheduler)}
         if cfg.monitor:
-            sched_settings["monitor"] = cfg.monitor
-        for k, v in vars(sched).items():
-            if not k.startswith("_") and k not in ("optimizer", "last_epoch", "verbose") and is_simple(v):
-                sched_settings[k] = list(v) if isinstance(v, tuple) else v
-        out[key] = sched_settings
+            settings["monitor"] = cfg.monitor
+        out["scheduler" if len(configs) == 1 else f"scheduler.{i}"] = settings
     return out
-
-
-def _architecture(module: Any) -> dict[str, Any]:
-    """Parameter counts and a fingerprint of the structure (class, submodule types,
-    parameter and buffer names and shapes; not the values, not the dtype)."""
-    h = hashlib.sha256()
-    h.update(f"{type(module).__module__}.{type(module).__qualname__}\n".encode())
-    for name, sub in module.named_modules():
-        h.update(f"m {name} {type(sub).__qualname__}\n".encode())
-    total = trainable = 0
-    for name, p in module.named_parameters():
-        h.update(f"p {name} {tuple(p.shape)}\n".encode())
-        n = p.numel()
-        total += n
-        if p.requires_grad:
-            trainable += n
-    for name, b in module.named_buffers():
-        h.update(f"b {name} {tuple(b.shape)}\n".encode())
-    return {"architecture": "sha256:" + h.hexdigest()[:16], "params_total": total, "params_trainable": trainable}
 
 
 # ---------------------------------------------------------------------- metrics
@@ -901,6 +723,13 @@ def _results(trainer: Any, stage: str) -> Any:
         loop = getattr(loop, "val_loop", None)
     results = getattr(loop, "_results", None)
     return results if hasattr(results, "items") else None
+
+
+def _epoch_names(results: Any, values: Mapping[str, Any], *, valid_only: bool = False) -> list[str]:
+    """The names of the per-epoch values (all but ``*_step``/``*_epoch`` without ``results``)."""
+    if results is None:
+        return [k for k in values if not k.endswith(("_step", "_epoch"))]
+    return [n for n, _, on_epoch in _logged(results, valid_only=valid_only) if on_epoch]
 
 
 def _logged(results: Any, *, valid_only: bool = False) -> list[tuple[str, bool, bool]]:
@@ -918,7 +747,6 @@ def _logged(results: Any, *, valid_only: bool = False) -> list[tuple[str, bool, 
     return out
 
 
-# ---------------------------------------------------------------------- data
 def _log_loader(v: Version, name: str, loader: Any) -> None:
     """Record the fingerprint of ``loader``'s dataset (or its sizes and why it has none)."""
     v.log_data_info(name, **fingerprint_loader(loader))
@@ -1029,54 +857,21 @@ def load_artifact(
     record = record or {}
     ref = f"{record.get('model')}@v{record.get('version')}"
     if cls is None:
+        from modeltrack.loading import import_recorded_class
+
         target = (record.get("info") or {}).get("module_class")
-        if not target:
-            raise ImportError(
-                f"{ref} does not record its LightningModule class; pass it: modeltrack.load({ref!r}, trust=True, "
-                f"cls=YourModule)"
-            )
-        cls = _import_class(str(target), ref)
+        cls = import_recorded_class(str(target) if target else None, ref, what="the LightningModule")
     if map_location is None and not torch.cuda.is_available():
         map_location = "cpu"
-    import inspect
-
     try:
         accepts_weights_only = "weights_only" in inspect.signature(cls.load_from_checkpoint).parameters  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         accepts_weights_only = False
-    if accepts_weights_only:
-        # load() already asked the user to trust this store: hparams may hold any object.
+    if accepts_weights_only:  # load() already asked the user to trust this store: hparams may hold any object
         kwargs.setdefault("weights_only", False)
     module = cls.load_from_checkpoint(os.fspath(file), map_location=map_location, **kwargs)  # type: ignore[attr-defined]
     module.eval()
     return module
-
-
-def _import_class(target: str, ref: str) -> type:
-    module_name, _, qualname = target.partition(":")
-    fix = (
-        f"make it importable (run from the project directory, or pip install the package that defines it) "
-        f"or pass the class: modeltrack.load({ref!r}, trust=True, cls={qualname.split('.')[-1] or 'YourModule'})"
-    )
-    if "<locals>" in qualname:
-        raise ImportError(
-            f"{ref} was trained with {target}, a class defined inside a function, which cannot be "
-            f"imported; define it at module level, or pass it: modeltrack.load({ref!r}, trust=True, "
-            f"cls=...)",
-            name=module_name,
-        )
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ImportError(
-            f"{ref} was trained with the LightningModule {target}, which cannot be imported here ({exc}); {fix}",
-            name=module_name,
-        ) from exc
-    if not isinstance(obj, type):
-        raise ImportError(f"{target} recorded for {ref} is not a class; {fix}", name=module_name)
-    return obj
 
 
 __all__ = [

@@ -51,10 +51,11 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,7 +65,14 @@ from .goals import metric_goal
 if TYPE_CHECKING:
     from .tracking import Version
 
-__all__ = ["MAX_SNAPSHOT_BYTES", "POLICIES", "CheckpointLedger", "CheckpointPolicy", "StateWriter"]
+__all__ = [
+    "MAX_SNAPSHOT_BYTES",
+    "POLICIES",
+    "CheckpointLedger",
+    "CheckpointMirror",
+    "CheckpointPolicy",
+    "StateWriter",
+]
 
 #: the checkpoint policies (``None`` is accepted as ``"none"``)
 POLICIES = ("best", "last", "every_n", "all", "none")
@@ -372,3 +380,144 @@ class CheckpointLedger:
             finally:
                 self.writer.restore(current)
         self.keep_best(path, snap.epoch, snap.step, snap.value)
+
+
+class _Mirrored:
+    """A stored file of a :class:`CheckpointMirror`."""
+
+    def __init__(self, name: str, sig: tuple[int, int], keep: bool, owned: bool) -> None:
+        self.name, self.sig, self.keep, self.owned = name, sig, keep, owned
+
+
+class CheckpointMirror:
+    """The ledger of checkpoint files a framework writes and deletes itself (Lightning's
+    ``ModelCheckpoint``): the framework decides which files exist and which is its best;
+    the mirror stores each file as soon as it is written, by the same :class:`CheckpointPolicy`
+    names, and releases what the policy no longer keeps.
+
+    - ``"best"``: mirrors the framework: what it keeps is kept, what it deletes is released,
+      its best is marked.
+    - ``"last"``: only the latest file written is kept.
+    - ``"all"``: every file ever written is kept.
+    - ``"every_n"``: files written at the end of every ``every_n_epochs``-th epoch are kept,
+      and the framework's best.
+
+    Args:
+        version: the running version the checkpoints are logged to.
+        policy: what to keep.
+        prefix: the folder of the artifact names (a file keeps its base name, made unique).
+    """
+
+    def __init__(self, version: Version, policy: CheckpointPolicy, *, prefix: str = "checkpoints") -> None:
+        self.version = version
+        self.policy = policy
+        self.prefix = prefix
+        #: absolute path -> what was stored of it
+        self.files: dict[str, _Mirrored] = {}
+        self._names: dict[str, str] = {}  # artifact name -> absolute path
+        #: artifact name of the checkpoint now marked best
+        self.best_name: str | None = None
+
+    def name_for(self, path: str) -> str:
+        """The artifact name of a file: its base name under the prefix, unique in the version."""
+        base = os.path.basename(path.rstrip(os.sep)) or "checkpoint"
+        name, i = f"{self.prefix}/{base}", 1
+        while self._names.get(name, path) != path:
+            name, i = f"{self.prefix}/{i}-{base}", i + 1
+        return name
+
+    def written(
+        self,
+        path: str,
+        *,
+        epoch: int,
+        step: int,
+        best_path: str | None,
+        owned: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The framework wrote ``path`` at ``epoch``; ``best_path`` is its best file now."""
+        path = os.path.abspath(path)
+        keep = not self.policy.periodic() or self.policy.due(epoch)
+        if not keep and path != best_path:
+            return
+        self.store(path, epoch=epoch, step=step, keep=keep, best=path == best_path, owned=owned, metadata=metadata)
+        for other, rec in list(self.files.items()):
+            if other != path and (self.policy.name == "last" or (not rec.keep and other != best_path)):
+                self.release(other)
+
+    def removed(self, path: str) -> None:
+        """The framework deleted ``path``: release it unless the policy keeps it."""
+        rec = self.files.get(os.path.abspath(path))
+        if rec is not None and self.policy.name != "all" and not (self.policy.name == "every_n" and rec.keep):
+            self.release(os.path.abspath(path))
+
+    def reconcile(
+        self,
+        held: Iterable[tuple[str, Mapping[str, Any] | None]],
+        *,
+        epoch: int,
+        step: int,
+        best_path: str | None,
+    ) -> None:
+        """At the end of training: store the files the framework holds (``(path, metadata)``)
+        that were not seen being written or changed since, mark its best, and (``"best"``)
+        release stored files it deleted."""
+        for path, meta in held:
+            path = os.path.abspath(path)
+            if not os.path.isfile(path):
+                continue
+            rec = self.files.get(path)
+            if (
+                rec is not None
+                or self.policy.name in ("best", "all")
+                or (self.policy.name == "every_n" and path == best_path)
+            ):
+                keep = rec.keep if rec is not None else True
+                self.store(path, epoch=epoch, step=step, keep=keep, best=path == best_path, metadata=meta)
+        if self.policy.name == "best":
+            for path, rec in list(self.files.items()):
+                if rec.owned and not os.path.exists(path):
+                    self.release(path)
+
+    def store(
+        self,
+        path: str,
+        *,
+        epoch: int,
+        step: int,
+        keep: bool = True,
+        best: bool = False,
+        owned: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log ``path`` (again only when its size or time changed; else just mark it best)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        sig = (st.st_size, st.st_mtime_ns)
+        rec = self.files.get(path)
+        if rec is not None and rec.sig == sig:
+            if best and self.best_name != rec.name:
+                self.version.mark_best(rec.name, kind="checkpoint")
+                self.best_name = rec.name
+            return
+        name = rec.name if rec is not None else self.name_for(path)
+        self.version.log_artifact(
+            path, kind="checkpoint", name=name, step=step, epoch=epoch, best=best or None, metadata=metadata
+        )
+        self.files[path] = _Mirrored(name, sig, keep, owned)
+        self._names[name] = path
+        if best:
+            self.best_name = name
+
+    def release(self, path: str) -> None:
+        """Release a stored file (``gc`` may free it)."""
+        rec = self.files.pop(path, None)
+        if rec is None:
+            return
+        self._names.pop(rec.name, None)
+        if self.best_name == rec.name:
+            self.best_name = None
+        self.version.release_artifact(rec.name)

@@ -85,6 +85,49 @@ def artifact_file(
     return target
 
 
+def import_recorded_class(target: str | None, ref: str, *, what: str = "the class") -> type:
+    """The class a version recorded as ``"module:Qualname"`` (e.g. its framework's
+    ``info.module_class``), imported here.
+
+    Args:
+        target: ``"package.module:Outer.Inner"`` (``None`` or empty: the version recorded none).
+        ref: the version, for messages (which suggest ``load(ref, trust=True, cls=...)``).
+        what: what the class is, for messages (``"the LightningModule"``).
+
+    Raises:
+        ImportError: no class is recorded, the class is defined inside a function, its module
+            or attribute cannot be imported, or it is not a class; the message says how to fix it.
+    """
+    if not target:
+        raise ImportError(
+            f"{ref} does not record {what} class; pass it: modeltrack.load({ref!r}, trust=True, cls=YourModule)"
+        )
+    module_name, _, qualname = target.partition(":")
+    fix = (
+        f"make it importable (run from the project directory, or pip install the package that defines it) "
+        f"or pass the class: modeltrack.load({ref!r}, trust=True, cls={qualname.split('.')[-1] or 'YourModule'})"
+    )
+    if "<locals>" in qualname:
+        raise ImportError(
+            f"{ref} was trained with {target}, a class defined inside a function, which cannot be "
+            f"imported; define it at module level, or pass it: modeltrack.load({ref!r}, trust=True, "
+            f"cls=...)",
+            name=module_name,
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(
+            f"{ref} was trained with {what} {target}, which cannot be imported here ({exc}); {fix}",
+            name=module_name,
+        ) from exc
+    if not isinstance(obj, type):
+        raise ImportError(f"{target} recorded for {ref} is not a class; {fix}", name=module_name)
+    return obj
+
+
 def _cache_dir(repo: Repo) -> Path:
     import hashlib
 

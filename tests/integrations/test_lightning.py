@@ -621,3 +621,53 @@ def test_ddp_two_processes_make_one_version(tmp_path: Path, store_uri: str) -> N
     assert [pt["step"] for pt in rec["metrics"]["val_loss"]["series"]] == [4, 8]  # 64 rows / 2 ranks / 8
     ckpts = [a for a in rec["artifacts"] if a["kind"] == "checkpoint"]
     assert len(ckpts) == 1 and ckpts[0]["best"]
+
+
+class _Recorder:
+    """The parts of a Version a CheckpointMirror calls, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def log_artifact(self, path: str, *, name: str, **kw: Any) -> None:
+        self.calls.append(("log" + ("+best" if kw.get("best") else ""), name))
+
+    def release_artifact(self, name: str) -> None:
+        self.calls.append(("release", name))
+
+    def mark_best(self, name: str, kind: str | None = None) -> None:
+        self.calls.append(("best", name))
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept"),
+    [
+        ("best", {"checkpoints/a.ckpt", "checkpoints/c.ckpt"}),  # b was deleted by the framework
+        ("last", {"checkpoints/c.ckpt"}),
+        ("all", {"checkpoints/a.ckpt", "checkpoints/b.ckpt", "checkpoints/c.ckpt"}),
+        ("every_n", {"checkpoints/a.ckpt", "checkpoints/b.ckpt"}),  # epoch 1 by period, a as the best
+    ],
+)
+def test_checkpoint_mirror_keeps_what_the_policy_says(policy: str, kept: set[str], tmp_path: Path) -> None:
+    from modeltrack.checkpoints import CheckpointMirror, CheckpointPolicy
+
+    v = _Recorder()
+    mirror = CheckpointMirror(v, CheckpointPolicy(policy, every_n_epochs=2))  # type: ignore[arg-type]
+    files = {n: tmp_path / f"{n}.ckpt" for n in "abc"}
+    for f in files.values():
+        f.write_bytes(b"x")
+    a, b, c = (str(files[n]) for n in "abc")
+    mirror.written(a, epoch=0, step=3, best_path=a)
+    mirror.written(b, epoch=1, step=6, best_path=a)
+    mirror.removed(b)
+    mirror.written(c, epoch=2, step=9, best_path=a)
+    stored = {rec.name for rec in mirror.files.values()}
+    assert stored == kept
+    if policy != "last":
+        assert mirror.best_name == "checkpoints/a.ckpt"
+    other = tmp_path / "sub"
+    other.mkdir()
+    (other / "a.ckpt").write_bytes(b"y")
+    assert mirror.name_for(str(other / "a.ckpt")) == (
+        "checkpoints/1-a.ckpt" if "checkpoints/a.ckpt" in kept else "checkpoints/a.ckpt"
+    )

@@ -1,0 +1,73 @@
+"""modeltrack.capture.model: settings of optimizers and schedulers, network fingerprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modeltrack.capture.model import attributes, module_architecture, optimizer_settings, scheduler_settings
+
+torch = pytest.importorskip("torch")
+
+
+def net() -> Any:
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+
+
+def test_optimizer_settings_are_its_hyperparameters_without_switches() -> None:
+    opt = torch.optim.AdamW(net().parameters(), lr=0.01, weight_decay=0.1)
+    settings = optimizer_settings(opt)
+    assert settings["name"] == "AdamW"
+    assert settings["lr"] == 0.01 and settings["weight_decay"] == 0.1
+    assert tuple(settings["betas"]) == (0.9, 0.999)
+    assert not {"params", "foreach", "fused", "maximize", "capturable", "differentiable"} & set(settings)
+    assert all(v is not None for v in settings.values())
+
+
+def test_scheduler_settings_are_its_public_simple_attributes() -> None:
+    opt = torch.optim.SGD(net().parameters(), lr=0.1)
+    settings = scheduler_settings(torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5))
+    assert settings["name"] == "StepLR"
+    assert settings["step_size"] == 3 and settings["gamma"] == 0.5
+    assert settings["base_lrs"] == [0.1]
+    assert not {"optimizer", "last_epoch", "verbose"} & set(settings)
+    assert not any(k.startswith("_") for k in settings)
+    multi = scheduler_settings(torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 5]))
+    assert multi["name"] == "MultiStepLR"
+
+
+def test_module_architecture_counts_parameters_and_fingerprints_the_structure() -> None:
+    a, b = net(), net()
+    arch = module_architecture(a)
+    assert arch["params_total"] == (3 * 4 + 4) + (4 + 4) + (4 + 1)
+    assert arch["params_trainable"] == arch["params_total"]
+    assert arch["architecture"].startswith("sha256:") and len(arch["architecture"]) == len("sha256:") + 16
+    assert module_architecture(b) == arch  # other values, same structure
+    a[0].weight.requires_grad_(False)
+    assert module_architecture(a)["params_trainable"] == arch["params_total"] - 12
+    assert module_architecture(a)["architecture"] == arch["architecture"]
+    wider = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 1))
+    assert module_architecture(wider)["architecture"] != arch["architecture"]
+
+
+def test_attributes_read_what_exists_and_tolerate_failing_properties() -> None:
+    class Obj:
+        a = 1
+        b = object()
+
+        @property
+        def broken(self) -> int:
+            raise RuntimeError("not ready")
+
+    assert attributes(Obj(), ("a", "broken", "missing")) == {"a": 1, "broken": None, "missing": None}
+    assert attributes(Obj(), ("a", "b"), simple=True) == {"a": 1}
+
+
+def test_importing_the_module_imports_no_framework() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, modeltrack.capture.model; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
