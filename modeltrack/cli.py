@@ -165,7 +165,10 @@ def cmd_alias(args: argparse.Namespace) -> None:
     if args.alias_cmd == "set":
         ev = repo.set_alias(args.ref, args.alias)
         model = parse_ref(args.ref).model
-        print(f"{model}@{args.alias} -> v{ev['to']}" + (f" (was v{ev['from']})" if ev["from"] else ""))
+        if ev.get("noop"):
+            print(f"{model}@{args.alias} already points at v{ev['to']}; nothing recorded")
+        else:
+            print(f"{model}@{args.alias} -> v{ev['to']}" + (f" (was v{ev['from']})" if ev["from"] else ""))
     elif args.alias_cmd == "rm":
         ev = repo.remove_alias(args.model, args.alias)
         print(f"removed {args.model}@{args.alias} (was v{ev['from']})")
@@ -202,6 +205,9 @@ def cmd_promote(args: argparse.Namespace) -> None:
         goal=args.mode,
     )
     model = parse_ref(args.ref).model
+    if ev.get("noop"):
+        print(f"{model}@v{ev['to']} already holds {args.alias}; nothing recorded")
+        return
     print(f"promoted {model}@v{ev['to']} to {args.alias}" + (f" (was v{ev['from']})" if ev["from"] else ""))
 
 

@@ -240,3 +240,19 @@ def test_concurrent_alias_moves_record_the_true_previous_holder(shared_store: st
         holder = ev["to"]
     print(f"alias moves: {len(history)}, stale from: {stale}")
     assert stale == 0 and len(history) >= PROCS
+
+
+def test_cli_says_when_a_promotion_changes_nothing(store_uri: str) -> None:
+    with mt.start("m", store=store_uri):
+        pass
+    env = {**os.environ, "MODELTRACK_STORE": store_uri}
+    first = subprocess.run(
+        [sys.executable, "-m", "modeltrack", "promote", "m@v1"], env=env, capture_output=True, text=True
+    )
+    again = subprocess.run(
+        [sys.executable, "-m", "modeltrack", "promote", "m@v1"], env=env, capture_output=True, text=True
+    )
+    assert first.returncode == again.returncode == 0, again.stderr
+    assert "promoted m@v1 to production" in first.stdout
+    assert "already holds production; nothing recorded" in again.stdout
+    assert len(mt.alias_history("m", "production", store=store_uri)) == 1
