@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import inspect
@@ -31,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -283,7 +281,9 @@ class ModelTrackCallback(_CallbackBase):
         v = start(name, store=self.store, tags=self.tags or None)
         self._v = self.version = v
         self._mirror = CheckpointMirror(v, self._policy, prefix=CHECKPOINT_DIR)
-        _watch_exit(self)
+        # A ddp_spawn worker whose exception Lightning never reports to callbacks exits with
+        # the version open: it fails then, instead of being finished by the core at exit.
+        v.fail_on_exit("the process exited during Trainer.fit")
         package = _package_of(trainer)
         top = importlib.import_module(package.split(".")[0])
         cls = type(pl_module)
@@ -561,31 +561,6 @@ class ModelTrackCallback(_CallbackBase):
         self._mirror.reconcile(
             held, epoch=trainer.current_epoch, step=trainer.global_step, best_path=_best_path(trainer)
         )
-
-
-_LIVE: weakref.WeakSet[ModelTrackCallback] = weakref.WeakSet()
-_exit_hook_installed = False
-
-
-def _watch_exit(cb: ModelTrackCallback) -> None:
-    """Fail a version whose process exits inside ``fit`` (e.g. a ``ddp_spawn`` worker whose
-    exception Lightning never reports to callbacks): the core would finish it at exit."""
-    global _exit_hook_installed
-    _LIVE.add(cb)
-    if not _exit_hook_installed:
-        # Registered after the core's exit hook (installed by the first start()), so it runs first.
-        atexit.register(_fail_open_versions)
-        _exit_hook_installed = True
-
-
-def _fail_open_versions() -> None:
-    for cb in list(_LIVE):
-        v = cb._v
-        if v is not None and not v.closed:
-            try:
-                v.fail("the process exited during Trainer.fit")
-            except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
-                sys.stderr.write(f"modeltrack: could not mark {v.ref} failed at exit: {exc}\n")
 
 
 class _TrackingCheckpointIO:

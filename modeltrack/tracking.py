@@ -87,6 +87,7 @@ class Version:
         self._warned: set[str] = set()
         self._not_recorded: list[dict[str, Any]] = []
         self._scratch: Path | None = None
+        self._exit_reason: str | None = None
         self._closed = False
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -461,6 +462,12 @@ class Version:
             if any(a.get("sha256") == sha for a in rec.get("artifacts", [])):
                 return f"{self.model}@v{n}"
         return None
+
+    def fail_on_exit(self, reason: str | None) -> None:
+        """If the process exits while this version is still open, mark it failed with
+        ``reason`` instead of finishing it (an integration whose ``fit`` can end without any
+        hook running, e.g. a spawned worker); ``None`` restores the default (finish)."""
+        self._exit_reason = reason
 
     def scratch_dir(self) -> Path:
         """A private temporary directory for files an integration writes before logging them
@@ -890,6 +897,8 @@ def _at_exit() -> None:
         try:
             if _last_uncaught is not None:
                 v.fail(_last_uncaught)
+            elif v._exit_reason is not None:
+                v.fail(v._exit_reason)
             else:
                 v.finish()
         except Exception as exc:  # noqa: BLE001 - never fail interpreter exit

@@ -58,3 +58,22 @@ def test_find_stored_names_the_version_that_stored_a_file(store_uri: str, tmp_pa
 
 def test_last_uncaught_is_none_in_a_healthy_process() -> None:
     assert tracking.last_uncaught() is None
+
+
+@pytest.mark.parametrize(("reason", "status"), [("the process exited during fit", "failed"), (None, "finished")])
+def test_fail_on_exit_decides_how_an_open_version_ends(store_uri: str, reason: str | None, status: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, modeltrack as mt\n"
+        "v = mt.start('m', store=sys.argv[1])\n"
+        "v.log_metrics({'loss': 1.0}, epoch=0)\n"
+        "v.fail_on_exit(sys.argv[2] or None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, store_uri, reason or ""], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rec = mt.show("m@v1", store=store_uri)
+    assert rec["status"] == status
+    assert (rec["error"] or "") == (reason or "")
+    assert rec["metrics"]["loss"]["last"] == 1.0
