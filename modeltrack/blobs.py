@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 from .errors import CorruptRecordError, KeyNotFound, ModelTrackError
+from .files import temp_path
 from .stores import Store
 from .stores.base import CHUNK, file_sha256
 
@@ -27,9 +28,7 @@ def fetch_verified(store: Store, sha: str, target: Path, *, what: str = "") -> N
     """
     key = blob_key(sha)
     target.parent.mkdir(parents=True, exist_ok=True)
-    import uuid
-
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path(target)
     try:
         try:
             local = store.local_path(key)

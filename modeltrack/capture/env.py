@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import config
+from ..files import atomic_write
 from ..secrets import is_secret_name, mask_argv, scrub_text
 
 #: The environment variables recorded with a run: those that change its numbers or its
@@ -166,10 +167,7 @@ def packages() -> dict[str, str]:
     _packages_cache = _scan_packages()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"key": key, "packages": _packages_cache}, f)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps({"key": key, "packages": _packages_cache}).encode())
     except OSError:
         pass
     return dict(_packages_cache)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import CorruptRecordError, KeyNotFound
+from ..files import atomic_write
 
 FORMAT_KEY = "FORMAT"
 FORMAT_VERSION = 1
@@ -117,9 +118,7 @@ class Store(ABC):
         """Copy the value of ``key`` into local file ``dst`` (written whole)."""
         dst = Path(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(self.read(key))
-        os.replace(tmp, dst)
+        atomic_write(dst, self.read(key))
 
     def local_path(self, key: str) -> Path | None:
         """A local file path holding ``key``'s value, when the backend has one."""

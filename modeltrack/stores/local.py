@@ -11,27 +11,15 @@ import errno
 import os
 import shutil
 import stat
-import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import CorruptRecordError, KeyNotFound, StoreError, StoreNotWritableError
+from ..files import is_temp_name, temp_path, unlink_quietly
 from .base import Store, check_key
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class LocalStore(Store):
@@ -67,12 +55,12 @@ class LocalStore(Store):
 
     def _write_tmp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(path)
+        tmp = temp_path(path)
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
         except BaseException:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
         return tmp
 
@@ -102,7 +90,7 @@ class LocalStore(Store):
             try:
                 os.replace(tmp, path)
             except BaseException:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
         except OSError as exc:
             raise self._oserror(exc, key) from exc
@@ -164,7 +152,7 @@ class LocalStore(Store):
         path = self._path(prefix) if prefix else self.root
         try:
             with os.scandir(path) as it:
-                return sorted(e.name for e in it if not (e.name.startswith(".") and e.name.endswith(".tmp")))
+                return sorted(e.name for e in it if not is_temp_name(e.name))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -174,7 +162,7 @@ class LocalStore(Store):
             dirnames.sort()
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in sorted(filenames):
-                if name.startswith(".") and name.endswith(".tmp"):
+                if is_temp_name(name):
                     continue
                 yield name if rel == "." else f"{rel}/{name}"
 
@@ -189,12 +177,12 @@ class LocalStore(Store):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _tmp_name(path)
+            tmp = temp_path(path)
             try:
                 shutil.copyfile(src, tmp)
                 os.replace(tmp, path)
             except BaseException:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
         except OSError as exc:
             raise self._oserror(exc, key) from exc
@@ -205,12 +193,12 @@ class LocalStore(Store):
             raise KeyNotFound(key)
         dst = Path(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(dst)
+        tmp = temp_path(dst)
         try:
             shutil.copyfile(src, tmp, follow_symlinks=False)
             os.replace(tmp, dst)
         except BaseException:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
 
     def local_path(self, key: str) -> Path | None:
@@ -276,7 +264,7 @@ class LocalStore(Store):
         # blob before the rename left a fresh mtime on it (so it comes back), and one that
         # touches it after finds it gone and uploads it again. No moment loses a blob in use.
         path = self._path(key)
-        aside = path.with_name(f".{path.name}.gc-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        aside = temp_path(path, "gc")
         try:
             os.rename(path, aside)
         except FileNotFoundError:
@@ -292,9 +280,9 @@ class LocalStore(Store):
                 os.link(aside, path)  # fails if a writer re-uploaded it meanwhile: same bytes
             except FileExistsError:
                 pass
-            _unlink_quietly(aside)
+            unlink_quietly(aside)
             return False
-        _unlink_quietly(aside)
+        unlink_quietly(aside)
         self._prune(path.parent)
         return True
 
@@ -315,7 +303,7 @@ class LocalStore(Store):
     def check_writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = _tmp_name(self.root / "probe")
+            probe = temp_path(self.root / "probe")
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:

@@ -57,6 +57,7 @@ from s3transfer.manager import TransferManager
 
 from .. import config
 from ..errors import KeyNotFound, StoreError, StoreNotWritableError, StoreUnavailableError
+from ..files import temp_path
 from ..secrets import strip_credentials
 from .base import CHUNK, Store, check_key, file_sha256
 
@@ -751,7 +752,7 @@ class S3Store(Store):
     def get_file(self, key: str, dst: str | os.PathLike[str]) -> None:
         dst = Path(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = temp_path(dst)
         try:
             with self._translate("download", key):
                 try:

@@ -47,6 +47,7 @@ from typing import IO, Any
 from .. import config
 from .._util import now_iso, process_identity
 from ..errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError, StoreNotWritableError
+from ..files import atomic_write, replacing
 from .base import Progress, Store, check_key, dumps, file_sha256
 
 try:
@@ -86,7 +87,7 @@ class Queue:
         try:
             if not q.try_lock():  # pragma: no cover - a fresh directory cannot be locked by others
                 raise StoreError(f"cannot lock new spool queue {q.path}")
-            _write_atomic(q.path / "owner.json", dumps({**process_identity(), "created_at": now_iso()}))
+            atomic_write(q.path / "owner.json", dumps({**process_identity(), "created_at": now_iso()}))
         except BaseException:
             q.destroy()  # no empty queue left behind (e.g. on a full disk)
             raise
@@ -152,7 +153,7 @@ class Queue:
 
     def set_state(self, **state: Any) -> None:
         with contextlib.suppress(OSError):
-            _write_atomic(self.path / "state.json", dumps(state))
+            atomic_write(self.path / "state.json", dumps(state))
 
     def add(self, op: Op, data: bytes | None = None, src: Path | None = None) -> Op:
         """Persist ``op`` (and its payload) so that it survives the process.
@@ -162,12 +163,12 @@ class Queue:
         """
         try:
             if data is not None:
-                _write_atomic(self.data_path(op.seq), data)
+                atomic_write(self.data_path(op.seq), data)
                 op.size = len(data)
             elif src is not None:
                 op.sha256, op.size = _copy_hashing(src, self.data_path(op.seq))
             op.time = op.time or now_iso()
-            _write_atomic(self.op_path(op.seq), dumps(asdict(op)))
+            atomic_write(self.op_path(op.seq), dumps(asdict(op)))
         except BaseException:
             with contextlib.suppress(OSError):
                 self.data_path(op.seq).unlink(missing_ok=True)
@@ -184,18 +185,6 @@ class Queue:
     def destroy(self) -> None:
         self.unlock()
         shutil.rmtree(self.path, ignore_errors=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
@@ -216,15 +205,9 @@ def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
     page cache: about twice as fast as hashing while copying through Python, and the hash
     is of exactly the bytes that will be uploaded.
     """
-    tmp = dst.with_name(f".tmp-{dst.name}-{uuid.uuid4().hex[:8]}")
-    try:
+    with replacing(dst) as tmp:
         shutil.copyfile(src, tmp)
         sha, size = file_sha256(tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     return sha, size
 
 
@@ -323,7 +306,7 @@ class Spool:
         path = self.root / _store_dir_name(uri)
         if create and not (path / "store.json").is_file():
             path.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path / "store.json", dumps({"uri": uri}))
+            atomic_write(path / "store.json", dumps({"uri": uri}))
         return path
 
     def stores(self) -> list[str]:
