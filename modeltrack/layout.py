@@ -24,7 +24,6 @@ def vkey(model: str, number: int, name: str = "") -> str:
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _EVENT_NAME = re.compile(r"[0-9]{8,18}\.json")
 _CHUNK = re.compile(r"metrics/[0-9]{6,18}\.json")
-_MODEL_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: longest tag value, in characters (names: 256)
 MAX_TAG_VALUE = 4096
 #: longest release notes, in characters

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,10 @@ from .blobs import fetch_verified
 from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
 from .layout import vkey
 from .plugins import loader_for
+from .records import check_sha256
 from .refs import safe_artifact_path
 from .repo import Repo
 from .stores import Store
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def pick_artifact(record: dict[str, Any], path: str | None = None, kind: str | None = None) -> dict[str, Any]:
@@ -68,7 +66,7 @@ def artifact_file(
     record = record or repo.version(ref, series=False, environment=False)
     art = pick_artifact(record, path, kind)
     sha = art.get("sha256")
-    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+    if not isinstance(sha, str) or not check_sha256(sha):
         raise CorruptRecordError(
             f"artifact {art.get('path')!r} of {record['model']}@v{record['version']} has an invalid sha256 "
             f"{sha!r}; run `modeltrack verify`",

@@ -3,7 +3,6 @@ and ``verify`` (re-check every record and blob, naming each damaged path)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterable
@@ -20,7 +19,8 @@ from .errors import (
     StoreNotFoundError,
     VersionNotFoundError,
 )
-from .layout import _CHUNK, _EVENT_NAME, _MODEL_DIR, RUNNING, RUNNING_GRACE_SECONDS, _num, consolidate, vkey
+from .layout import _CHUNK, _EVENT_NAME, RUNNING, RUNNING_GRACE_SECONDS, _num, consolidate, vkey
+from .refs import is_model_name
 from .stores import FORMAT_KEY, FORMAT_VERSION
 
 if TYPE_CHECKING:
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 
 def referenced_blobs(repo: Repo) -> set[str]:
-    """SHA-256 of every blob that any record may reference: finished, failed, running and
-    crashed versions (released checkpoints included), and version directories whatever
-    their state.
+    """SHA-256 of every blob that any record may reference: the artifacts of finished and
+    failed versions, and everything running and crashed versions logged (released
+    checkpoints included), whatever state their directories are in. A checkpoint a finished
+    version released is not referenced: freeing it is what releasing is for.
 
     Raises:
         CorruptRecordError: some records cannot be read; they might reference blobs, so
@@ -46,12 +47,8 @@ def referenced_blobs(repo: Repo) -> set[str]:
                 if not isinstance(arts, list):
                     if final is not None:
                         raise CorruptRecordError(f"{vkey(model, n, 'final.json')} has no artifact list")
+                    # A version still running (or crashed) may yet keep what it released.
                     arts = consolidate(repo.records(model, n), keep_released=True).get("artifacts", [])
-                if final is not None:
-                    # Released checkpoints of a finished version are not in final.json,
-                    # but the records that mention them still exist until gc deletes the version.
-                    with contextlib.suppress(CorruptRecordError):
-                        arts = arts + consolidate(repo.records(model, n), keep_released=True)["artifacts"]
                 for a in arts:
                     sha = a.get("sha256") if isinstance(a, dict) else None
                     if not isinstance(sha, str):
@@ -111,7 +108,7 @@ def gc(
         )
     repo.check_format()
     versions = list(versions)
-    referenced_blobs(repo)  # refuse early: damaged records stop gc before it deletes anything
+    refs = referenced_blobs(repo)  # first, so that damaged records stop gc before it deletes anything
     deleted: list[str] = []
     if model is not None:
         nums = set(repo._require_model(model))
@@ -138,7 +135,8 @@ def gc(
     if _any_running(repo):
         grace_seconds = max(grace_seconds, RUNNING_GRACE_SECONDS)
     cutoff = time.time() - grace_seconds
-    refs = referenced_blobs(repo)
+    if deleted and not dry_run:
+        refs = referenced_blobs(repo)  # the deleted versions no longer reference theirs
     candidates = []
     kept_young = 0
     for key in list(repo.store.walk("blobs")):
@@ -221,7 +219,7 @@ def verify(repo: Repo) -> dict[str, Any]:
         except CorruptRecordError as exc:
             bad(FORMAT_KEY, str(exc))
     for model in repo.store.list("models"):
-        if not _MODEL_DIR.fullmatch(model):
+        if not is_model_name(model):
             bad(f"models/{model}", "not a valid model name: a stray file or directory")
             continue
         base_model = f"models/{model}"

@@ -16,6 +16,11 @@ MAX_VERSION_DIGITS = 18
 RESERVED_ALIASES = frozenset({"latest"})
 
 
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` follows the naming rule of models and aliases."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def check_model_name(name: object) -> str:
     """Return ``name`` if it is a valid model name, else raise ``InvalidNameError``."""
     if not isinstance(name, str):

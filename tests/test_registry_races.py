@@ -256,3 +256,19 @@ def test_cli_says_when_a_promotion_changes_nothing(store_uri: str) -> None:
     assert "promoted m@v1 to production" in first.stdout
     assert "already holds production; nothing recorded" in again.stdout
     assert len(mt.alias_history("m", "production", store=store_uri)) == 1
+
+
+def test_gc_frees_checkpoints_a_finished_version_released(store_uri: str, tmp_path: Path) -> None:
+    kept, evicted = tmp_path / "best.ckpt", tmp_path / "old.ckpt"
+    kept.write_bytes(b"best weights")
+    evicted.write_bytes(b"evicted weights")
+    with mt.start("m", store=store_uri) as v:
+        (old,) = v.log_artifact(evicted, kind="checkpoint")
+        (best,) = v.log_artifact(kept, kind="checkpoint")
+        v.release_artifact("old.ckpt")  # evicted from the top-k: gc may free it
+    res = mt.gc(store=store_uri, grace_seconds=0)
+    assert res["deleted_blobs"] == 1
+    blobs = Path(store_uri, "blobs", "sha256")
+    assert not (blobs / old["sha256"][:2] / old["sha256"]).exists()
+    assert (blobs / best["sha256"][:2] / best["sha256"]).exists()
+    assert mt.verify(store=store_uri)["ok"]

@@ -92,6 +92,7 @@ from ..errors import (
     VersionNotFoundError,
 )
 from ..layout import CRASHED, RUNNING
+from ..records import check_sha256
 from ..refs import check_alias_name, check_model_name
 from ..repo import Repo
 from .series import DEFAULT_MAX_POINTS, version_series
@@ -110,7 +111,6 @@ MAX_THREADS = 32
 BUSY_WAIT = 1.0
 #: bytes read and sent at a time when serving an artifact
 CHUNK = 1024 * 1024
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 #: a whole number: ASCII digits only (``str.isdigit`` also accepts "²" and other scripts)
 _NUMBER = re.compile(r"[vV]?([0-9]{1,18})")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
@@ -295,7 +295,7 @@ class UIApp:
         if art is None:
             raise HTTPError(404, f"{model}@v{number} has no artifact {path!r}")
         sha = str(art.get("sha256", ""))
-        if not _SHA256.fullmatch(sha):
+        if not check_sha256(sha):
             raise HTTPError(500, f"the record of {path!r} holds an invalid checksum")
         key = blob_key(sha)
         missing = f"the content of {path!r} (blob {key}) is missing from the store; run `modeltrack verify`"
