@@ -505,34 +505,36 @@ class Repo:
         return self.all_tags(model).get(number, {})
 
     def set_tags(
-        self,
-        ref: str | tuple[str, int],
-        tags: dict[str, Any],
-        remove: Iterable[str] = (),
-        *,
-        writer: Store | None = None,
+        self, ref: str | tuple[str, int], tags: dict[str, Any], remove: Iterable[str] = ()
     ) -> dict[str, str | None]:
-        """Add/replace tags (``None`` value = a bare label) and remove others.
+        """Add/replace tags (``None`` value = a bare label) and remove others (see
+        :meth:`write_tags`).
 
-        Each call appends one event naming only the keys it sets and removes, under a name
-        no other writer can take, so concurrent writers never lose each other's keys (no
+        Returns:
+            the version's tags after the change.
+        """
+        model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
+        self.write_tags(model, number, tags, remove)
+        return self.tags(model, number)
+
+    def write_tags(
+        self, model: str, number: int, tags: dict[str, Any], remove: Iterable[str] = (), *, writer: Store | None = None
+    ) -> None:
+        """Append one tag event naming only the keys it sets and removes, under a name no
+        other writer can take, so concurrent writers never lose each other's keys (no
         read-modify-write). ``writer``: the store to append through (a running version's
         spooling writer); default this store.
 
-        Returns:
-            the version's tags after the change (as far as this store can see them).
+        Raises:
+            InvalidNameError, InvalidValueError: a tag name or value breaks the rules.
         """
-        model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
         changes = {check_tag(k): check_tag_value(k, v) for k, v in tags.items()}
         changes = {k: None if v is None else scrub_text(v) for k, v in changes.items()}
         gone = sorted({check_tag(k) for k in remove} - set(changes))
         if not changes and not gone:
-            return self.tags(model, number)
+            return
         event = {"version": number, "set": changes, "remove": gone, "time": now_iso(), "actor": config.actor()}
         (writer or self.store).write_json(f"models/{model}/tags/{_unique_name()}.json", event)
-        if writer is not None and writer is not self.store:
-            return {}
-        return self.tags(model, number)
 
     def code_diff(self, model: str, number: int) -> str | None:
         """The dirty diff of tracked files captured with the version, if there was one."""

@@ -225,6 +225,7 @@ class Version:
             return None
 
     def _invalid(self, what: str, message: str, value: Any = None) -> None:
+        """Bad metric input: an error in strict mode, else one warning per kind of problem."""
         err = InvalidMetricError(message, value=value)
         if config.strict():
             raise err
@@ -249,16 +250,12 @@ class Version:
             if not isinstance(value, int) or value.bit_length() < 200
             else f"an int of {value.bit_length()} bits"
         )
-        err = InvalidMetricError(
+        self._invalid(
+            f"metric:{name}",
             f"metric {name!r} of {self.ref} got {shown[:200]} ({type(value).__name__}), which is not a "
             f"number; log a float (NaN is allowed) — the point was skipped",
-            value=value,
+            value,
         )
-        if config.strict():
-            raise err
-        if f"metric:{name}" not in self._warned:
-            self._warned.add(f"metric:{name}")
-            warnings.warn(str(err), ModelTrackWarning, stacklevel=4)
         return None
 
     def set_metric_goal(self, name: str, goal: str) -> None:
@@ -423,7 +420,7 @@ class Version:
         Written through the version's writer (spooled on remote stores): a store outage
         never stops training. Bad names or values warn (raise in strict mode)."""
         try:
-            self.repo.set_tags((self.model, self.number), {**(tags or {}), **kwargs}, writer=self.store)
+            self.repo.write_tags(self.model, self.number, {**(tags or {}), **kwargs}, writer=self.store)
         except ModelTrackError as exc:
             report(exc, f"tagging {self.ref}")
 
