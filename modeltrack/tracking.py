@@ -704,7 +704,7 @@ class Version:
     def _changelog_within_deadline(self, final: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """The changelog, computed on a helper thread for remote stores: reading the previous
         version must not hold ``finish()`` for long when the network is slow or down."""
-        if self.store is self.repo.store:
+        if not self.repo.store.is_remote:
             return self._changelog(final)  # a local store: reads are fast
         result: list[tuple[dict[str, Any] | None, str | None]] = []
         worker = threading.Thread(target=lambda: result.append(self._changelog(final)), daemon=True)
