@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
 from pathlib import Path
 
 from .errors import CorruptRecordError, KeyNotFound, ModelTrackError
-from .files import temp_path
+from .files import replacing
 from .stores import Store
 from .stores.base import CHUNK, file_sha256
 
@@ -28,8 +27,7 @@ def fetch_verified(store: Store, sha: str, target: Path, *, what: str = "") -> N
     """
     key = blob_key(sha)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)
-    try:
+    with replacing(target) as tmp:
         try:
             local = store.local_path(key)
             if local is not None:
@@ -47,10 +45,6 @@ def fetch_verified(store: Store, sha: str, target: Path, *, what: str = "") -> N
                 f"recorded {sha[:12]}…; run `modeltrack verify` and restore it from a copy",
                 key=key,
             )
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _copy_hashing(src: Path, dst: Path) -> str:

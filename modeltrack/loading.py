@@ -9,10 +9,8 @@ from typing import Any
 
 from . import config
 from .blobs import fetch_verified
-from .errors import CorruptRecordError, ModelTrackError, UntrustedArtifactError, VersionNotFoundError
-from .layout import vkey
+from .errors import ModelTrackError, UntrustedArtifactError, VersionNotFoundError
 from .plugins import loader_for
-from .records import check_sha256
 from .refs import safe_artifact_path
 from .repo import Repo
 from .stores import Store
@@ -65,13 +63,7 @@ def artifact_file(
     """
     record = record or repo.version(ref, series=False, environment=False)
     art = pick_artifact(record, path, kind)
-    sha = art.get("sha256")
-    if not isinstance(sha, str) or not check_sha256(sha):
-        raise CorruptRecordError(
-            f"artifact {art.get('path')!r} of {record['model']}@v{record['version']} has an invalid sha256 "
-            f"{sha!r}; run `modeltrack verify`",
-            key=vkey(record["model"], int(record["version"]), "final.json"),
-        )
+    sha = str(art["sha256"])  # checked when the record was read (modeltrack.records)
     name = Path(art["path"]).name
     if dest is not None:
         target = Path(dest) / name
