@@ -50,17 +50,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import json
 import os
-import sys
 import time
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -75,6 +72,7 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the install
 
 from modeltrack import patching, tracking
 from modeltrack.capture.data import can_fingerprint, split_xy, to_host, unfingerprinted
+from modeltrack.capture.model import architecture as capture_architecture
 from modeltrack.capture.params import is_simple
 from modeltrack.checkpoints import MAX_SNAPSHOT_BYTES, CheckpointLedger, CheckpointPolicy
 from modeltrack.errors import ModelTrackError, ModelTrackWarning
@@ -147,18 +145,22 @@ def layer_summary(layer: Any) -> str:
     return f"{type(layer).__name__}({', '.join(items)})"
 
 
-def architecture(model: Any) -> str:
-    """Fingerprint of a built model: its class, its layers' classes and its weight shapes.
+def architecture(model: Any) -> dict[str, Any]:
+    """The core's :func:`~modeltrack.capture.model.architecture` record of a built model: its
+    class, then each layer's class and weight shapes, and the parameter counts.
 
     Layer and weight *names* are left out: Keras numbers them (``dense_3``) per process.
     """
-    parts: list[Any] = [f"{type(model).__module__}.{type(model).__qualname__}"]
-    for layer in model.layers:
-        cls = type(layer)
-        parts.append([f"{cls.__module__}.{cls.__qualname__}", [list(w.shape) for w in layer.weights]])
-    parts.append([list(w.shape) for w in model.weights])
-    text = json.dumps(parts, default=str, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    lines = [f"{type(model).__module__}.{type(model).__qualname__}"]
+    for i, layer in enumerate(model.layers):
+        shapes = " ".join(str(list(w.shape)) for w in layer.weights)
+        lines.append(f"{i} {type(layer).__name__} {shapes}".rstrip())
+    if not model.layers:  # a subclassed model that tracks no layers: its weights are its structure
+        lines.extend(str(list(w.shape)) for w in model.weights)
+    trainable, non_trainable = _count(model.trainable_weights), _count(model.non_trainable_weights)
+    return capture_architecture(
+        lines, params_trainable=trainable, params_non_trainable=non_trainable, params_total=trainable + non_trainable
+    )
 
 
 def _count(weights: Any) -> int:
@@ -320,8 +322,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
         self._in_fit = False
         self._owns = False
         self._dir: Path | None = None
-        self._wrapped: list[tuple[str, Any, Any]] = []
-        self._finalizer: weakref.finalize | None = None
+        self._watch: patching.FailureWatch | None = None
         self._iter0: int | None = None
         self._step = 0
         self._epoch_base_step = 0
@@ -363,21 +364,12 @@ class ModelTrackCallback(keras.callbacks.Callback):
         validation settings and the arrays themselves are locals of ``fit``. Read, never
         written; when Keras is laid out differently, they are simply not recorded.
         """
-        frame: FrameType | None = sys._getframe(1)
-        model = self._model
-        for _ in range(8):
-            if frame is None:
-                break
-            owner = frame.f_locals.get("self")
-            if (
-                self._callback_list_ref is None
-                and isinstance(owner, keras.callbacks.CallbackList)
-                and any(c is self for c in owner.callbacks)
-            ):
-                self._callback_list_ref = weakref.ref(owner)
-            elif frame.f_code.co_name == "fit" and owner is model:
-                return dict(frame.f_locals)
-            frame = frame.f_back
+        for function, local in patching.callers(8):
+            owner = local.get("self")
+            if isinstance(owner, keras.callbacks.CallbackList) and any(c is self for c in owner.callbacks):
+                self._callback_list_ref = self._callback_list_ref or weakref.ref(owner)
+            elif function == "fit" and owner is self._model:
+                return dict(local)
         return {}
 
     def _begin(self, fit_locals: dict[str, Any]) -> None:
@@ -429,52 +421,18 @@ class ModelTrackCallback(keras.callbacks.Callback):
         patching.safe_call("recording keras data", self._log_data, v, args, bool(fit_locals))
 
     def _watch_failures(self) -> None:
-        model = self._model
-        ref = weakref.ref(self)
-        for attr in ("train_function",):
-            self._wrap_step(model, attr, ref)
+        """Fail the version the moment a train step raises, or when ``fit``'s CallbackList is
+        freed without ``on_train_end`` (an exception outside the step)."""
+        self._watch = patching.FailureWatch(self._failed, ignore=_loop_control)
+        self._watch.wrap(self._model, "train_function")
         callback_list = self._callback_list_ref() if self._callback_list_ref is not None else None
-        if callback_list is not None and self.version is not None:
-            self._finalizer = weakref.finalize(callback_list, _fit_abandoned, self, self.version)
-
-    def _wrap_step(self, model: Any, attr: str, ref: weakref.ref[ModelTrackCallback]) -> None:
-        fn = getattr(model, attr, None)
-        if fn is None:
-            return
-        fn = getattr(fn, "__modeltrack_original__", fn)
-
-        def step(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except BaseException as exc:
-                if not _loop_control(exc):
-                    cb = ref()
-                    if cb is not None:
-                        cb._failed(exc)
-                raise
-
-        step.__modeltrack_original__ = fn  # type: ignore[attr-defined]
-        setattr(model, attr, step)
-        self._wrapped.append((attr, fn, step))
-
-    def _unwrap(self) -> None:
-        model = self._model
-        while self._wrapped:
-            attr, fn, step = self._wrapped.pop()
-            if model is not None and getattr(model, attr, None) is step:
-                setattr(model, attr, fn)
+        if callback_list is not None:
+            self._watch.when_dropped(callback_list, _abandoned_reason)
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         """During ``fit``'s validation, watch ``test_function`` for failures too."""
-        if (
-            self._in_fit
-            and self._owns
-            and self._active is not None
-            and not any(a == "test_function" for a, _, _ in self._wrapped)
-        ):
-            patching.safe_call(
-                "watching keras validation", self._wrap_step, self._model, "test_function", weakref.ref(self)
-            )
+        if self._in_fit and self._watch is not None and self._active is not None:
+            patching.safe_call("watching keras validation", self._watch.wrap, self._model, "test_function")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Read the learning rate this epoch trains with."""
@@ -570,10 +528,9 @@ class ModelTrackCallback(keras.callbacks.Callback):
     def _close(self) -> None:
         """Leave the model as it was and forget the fit (both on success and on failure)."""
         self._in_fit = False
-        self._unwrap()
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         self._callback_list_ref = None
         self._fit_args = None
         self._ledger = None
@@ -600,11 +557,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
     def _abandon(self, exc: BaseException | str | None) -> None:
         """``fit`` ended without ``on_train_end``: fail the version it left running."""
         if self._in_fit and self._active is not None:
-            reason = exc or (
-                "keras fit ended without reaching on_train_end: an exception escaped fit outside the "
-                "train/test step (e.g. in the data pipeline or another callback)"
-            )
-            self._failed(reason)
+            self._failed(exc or _abandoned_reason())
 
     # ------------------------------------------------------------------ checkpoints
     def _weights_restored(self) -> bool:
@@ -614,16 +567,11 @@ class ModelTrackCallback(keras.callbacks.Callback):
 
     # ------------------------------------------------------------------ capture
     def _model_params(self, model: Any, info: dict[str, Any]) -> dict[str, Any]:
-        trainable = _count(model.trainable_weights)
-        non_trainable = _count(model.non_trainable_weights)
         info.update(
-            architecture=architecture(model),
+            architecture(model),
             backend=keras.backend.backend(),
             keras_version=keras.__version__,
             model_class=f"{type(model).__module__}.{type(model).__qualname__}",
-            params_trainable=trainable,
-            params_non_trainable=non_trainable,
-            params_total=trainable + non_trainable,
             layers=len(model.layers),
         )
         params: dict[str, Any] = {
@@ -773,15 +721,11 @@ class ModelTrackCallback(keras.callbacks.Callback):
         v.log_info(**info)
 
 
-def _fit_abandoned(cb: ModelTrackCallback, version: Version) -> None:
-    """``weakref.finalize`` target: ``fit``'s CallbackList is gone but ``on_train_end`` never ran."""
-    if cb.version is not version or version.closed:
-        return
-    exc: BaseException | None = tracking.last_uncaught()
-    try:
-        cb._abandon(exc)
-    except Exception as err:  # noqa: BLE001 - runs from the garbage collector or at exit
-        _warn(err, f"marking {version.ref} failed")
+def _abandoned_reason() -> BaseException | str:
+    return tracking.last_uncaught() or (
+        "keras fit ended without reaching on_train_end: an exception escaped fit outside the "
+        "train/test step (e.g. in the data pipeline or another callback)"
+    )
 
 
 # ---------------------------------------------------------------------- autolog

@@ -60,6 +60,7 @@ from sklearn.base import BaseEstimator
 
 from modeltrack import patching
 from modeltrack.autologging import cancel_import_hook, when_imported
+from modeltrack.capture.model import architecture
 from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
 from modeltrack.metrics import classification_metrics, regression_metrics
@@ -213,8 +214,7 @@ _SKLEARN_DIR = os.path.dirname(sklearn.__file__) + os.sep
 def _called_by_sklearn() -> bool:
     """Whether sklearn itself called this fit (a metric's ``LabelEncoder``, the folds of
     ``cross_val_score``): only fits called by user code are versions."""
-    frame = sys._getframe(3)  # 0 here, 1 _fit_around, 2 the patch wrapper, 3 its caller
-    return frame is not None and frame.f_code.co_filename.startswith(_SKLEARN_DIR)
+    return patching.caller_file(3).startswith(_SKLEARN_DIR)  # 1 _fit_around, 2 the patch wrapper, 3 its caller
 
 
 def _fit_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
@@ -314,29 +314,23 @@ def _is_estimator(value: Any) -> bool:
     return not isinstance(value, type) and hasattr(value, "fit") and hasattr(value, "get_params")
 
 
-def _architecture(est: Any, depth: int = 0) -> dict[str, Any]:
-    """The structure of an estimator (classes and steps, no hyperparameters), which ``diff``
-    compares: ``{"class": "Pipeline", "steps": [["scale", {"class": "StandardScaler"}], …]}``."""
-    out: dict[str, Any] = {"class": type(est).__name__}
-    if depth > 10:
-        return out
+def _structure(est: Any, path: str = "", depth: int = 0) -> list[str]:
+    """One line per estimator inside ``est`` (its parameter path and class, no
+    hyperparameters): ``["Pipeline", "steps.scale StandardScaler", "steps.clf LogisticRegression"]``."""
+    lines = [f"{path} {type(est).__name__}".strip()]
     try:
-        params = est.get_params(deep=False)
+        params = est.get_params(deep=False) if depth <= 10 else {}
     except Exception:  # noqa: BLE001 - structure is best effort
-        return out
+        params = {}
     for key, value in params.items():
+        where = f"{path}.{key}" if path else key
         if _is_estimator(value):
-            out[key] = _architecture(value, depth + 1)
-        elif (
-            isinstance(value, (list, tuple))
-            and value
-            and all(isinstance(i, tuple) and len(i) >= 2 and isinstance(i[0], str) for i in value)
-            and any(_is_estimator(i[1]) for i in value)
-        ):
-            out[key] = [
-                [i[0], _architecture(i[1], depth + 1) if _is_estimator(i[1]) else to_json_value(i[1])] for i in value
-            ]
-    return out
+            lines += _structure(value, where, depth + 1)
+        elif isinstance(value, (list, tuple)) and all(isinstance(i, tuple) and len(i) >= 2 for i in value):
+            for item in value:
+                if isinstance(item[0], str) and _is_estimator(item[1]):
+                    lines += _structure(item[1], f"{where}.{item[0]}", depth + 1)
+    return lines
 
 
 def _xy(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -377,7 +371,7 @@ class _Session:
             version.set_framework(
                 "sklearn",
                 estimator=_public_name(type(est)),
-                architecture=_architecture(est),
+                **architecture(_structure(est)),
                 method=method,
                 sklearn_version=sklearn.__version__,
             )

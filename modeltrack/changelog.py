@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from .capture.model import structure_changes
+
 if TYPE_CHECKING:
     from .repo import Repo
 
@@ -50,8 +52,9 @@ def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
     }
     code_changed = any(v["from"] != v["to"] for v in code.values())
     packages = _changes(ea.get("packages") or {}, eb.get("packages") or {})
-    arch_a = va.get("info", {}).get("architecture")
-    arch_b = vb.get("info", {}).get("architecture")
+    info_a, info_b = va.get("info", {}), vb.get("info", {})
+    arch_a, arch_b = info_a.get("architecture"), info_b.get("architecture")
+    structure = structure_changes(info_a.get("structure"), info_b.get("structure")) if arch_a != arch_b else {}
     return {
         "from": f"{va['model']}@v{va['version']}",
         "to": f"{vb['model']}@v{vb['version']}",
@@ -60,7 +63,7 @@ def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
         "data": data,
         "code": {"changed": code_changed, **code},
         "packages": packages,
-        "architecture": {"changed": arch_a != arch_b, "from": arch_a, "to": arch_b},
+        "architecture": {"changed": arch_a != arch_b, "from": arch_a, "to": arch_b, **structure},
         "framework": {"from": va.get("framework"), "to": vb.get("framework")},
     }
 

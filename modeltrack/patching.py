@@ -12,7 +12,8 @@ the framework-free machinery autologging integrations share lives here: :class:`
 re-entrancy guards :class:`Outermost` (process-wide: only the outermost call is recorded)
 and :class:`ThreadDepth` (per thread), :class:`Scopes` and :class:`ScopeHandle` (global,
 decorator and ``with``-block switches), :class:`IdentityMap` (recognising an object later),
-:func:`caller_variable` and :func:`in_worker_process`.
+:func:`caller_variable`, :func:`callers` and :func:`caller_file` (caller introspection),
+:class:`FailureWatch` (failures a framework has no hook for) and :func:`in_worker_process`.
 """
 
 from __future__ import annotations
@@ -325,6 +326,112 @@ def caller_variable(value: Any, skip: Callable[[str], bool]) -> str | None:
     if name is None and frame.f_globals is not frame.f_locals:
         name = next((k for k, v in frame.f_globals.items() if v is value), None)
     return name
+
+
+def caller_file(depth: int) -> str:
+    """The file of the function ``depth`` frames above the caller (1: the caller's caller);
+    ``""`` past the outermost frame. Cheap enough for a hot path."""
+    try:
+        return sys._getframe(depth + 1).f_code.co_filename
+    except ValueError:
+        return ""
+
+
+def callers(limit: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(function name, locals)`` of the frames above the caller, innermost first, at most
+    ``limit`` of them: how a framework hook finds what its framework did not pass it (the
+    arguments of the ``fit`` that called it). Read, never written."""
+    frame: types.FrameType | None = sys._getframe(2)
+    for _ in range(limit):
+        if frame is None:
+            return
+        yield frame.f_code.co_name, frame.f_locals
+        frame = frame.f_back
+
+
+class FailureWatch:
+    """Notices failures a framework gives its callbacks no hook for.
+
+    :meth:`wrap` replaces a callable attribute (Keras's ``model.train_function``) with one
+    that reports any exception it raises, then re-raises it unchanged; :meth:`when_dropped`
+    reports when an object (the framework's callback list) is freed while the watch still
+    runs, which means the loop that owned it ended early. :meth:`stop` puts every attribute
+    back and forgets the object. ``on_failure`` gets the exception (or a reason string); the
+    wrappers hold the watch weakly, so a watched object never keeps it alive.
+
+    Args:
+        on_failure: called at most once per failure; must not raise.
+        ignore: exceptions the framework raises on purpose to end a loop (``StopIteration``).
+    """
+
+    def __init__(
+        self,
+        on_failure: Callable[[BaseException | str | None], None],
+        *,
+        ignore: Callable[[BaseException], bool] = lambda exc: False,
+    ) -> None:
+        self._on_failure = on_failure
+        self._ignore = ignore
+        self._wrapped: list[tuple[Any, str, Any, Any]] = []
+        self._finalizer: weakref.finalize | None = None
+
+    def _report(self, failure: BaseException | str | None) -> None:
+        # Warn even in strict mode: raising here would replace the user's exception.
+        try:
+            self._on_failure(failure)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"modeltrack: recording a failure failed: {exc}", ModelTrackWarning, stacklevel=2)
+
+    def watching(self, attr: str) -> bool:
+        """Whether :meth:`wrap` already holds an attribute of this name."""
+        return any(name == attr for _, name, _, _ in self._wrapped)
+
+    def wrap(self, owner: Any, attr: str) -> None:
+        """Watch ``owner.attr`` (a no-op when it is missing or already watched)."""
+        fn = getattr(owner, attr, None)
+        if fn is None or self.watching(attr):
+            return
+        fn = getattr(fn, "__modeltrack_original__", fn)
+        watch = weakref.ref(self)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                me = watch()
+                if me is not None and not me._ignore(exc):
+                    me._report(exc)
+                raise
+
+        watched.__modeltrack_original__ = fn  # type: ignore[attr-defined]
+        own = attr in getattr(owner, "__dict__", {})
+        setattr(owner, attr, watched)
+        self._wrapped.append((owner, attr, fn if own else _MISSING, watched))
+
+    def when_dropped(self, obj: Any, reason: Callable[[], BaseException | str | None]) -> None:
+        """Report ``reason()`` if ``obj`` is freed (or the interpreter exits) before :meth:`stop`."""
+        if self._finalizer is None:
+            self._finalizer = weakref.finalize(obj, self._dropped, reason)
+
+    def _dropped(self, reason: Callable[[], BaseException | str | None]) -> None:
+        try:
+            failure = reason()
+        except Exception as exc:  # noqa: BLE001 - runs from the garbage collector or at exit
+            failure = f"the watched loop ended early ({exc})"
+        self._report(failure)
+
+    def stop(self) -> None:
+        """Put every watched attribute back (unless someone replaced it since) and stop watching."""
+        while self._wrapped:
+            owner, attr, fn, watched = self._wrapped.pop()
+            if getattr(owner, attr, None) is watched:
+                if fn is _MISSING:
+                    delattr(owner, attr)
+                else:
+                    setattr(owner, attr, fn)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
 
 
 # ---------------------------------------------------------------------- class patching

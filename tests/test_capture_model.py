@@ -71,3 +71,32 @@ def test_importing_the_module_imports_no_framework() -> None:
     code = "import sys, modeltrack.capture.model; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_one_architecture_format_lists_the_structure_and_diff_shows_what_changed() -> None:
+    from modeltrack.capture.model import architecture, structure_changes
+    from modeltrack.changelog import diff_records
+
+    a = module_architecture(net())
+    assert a["structure"][1:] == [
+        ". Sequential",
+        "0 Linear weight[4, 3] bias[4]",
+        "1 BatchNorm1d weight[4] bias[4] running_mean[4] running_var[4] num_batches_tracked[]",
+        "2 Linear weight[1, 4] bias[1]",
+    ]
+    wider = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    b = module_architecture(wider)
+    assert structure_changes(a["structure"], b["structure"]) == {
+        "added": ["0 Linear weight[5, 3] bias[5]"],
+        "removed": ["0 Linear weight[4, 3] bias[4]"],
+    }
+    rec = {"model": "m", "params": {}, "data": {}, "metrics": {}, "environment": {}}
+    d = diff_records({**rec, "version": 1, "info": a}, {**rec, "version": 2, "info": b})
+    assert d["architecture"]["changed"] and d["architecture"]["added"] == ["0 Linear weight[5, 3] bias[5]"]
+    # records written before structure lines existed still compare by fingerprint
+    old = diff_records({**rec, "version": 1, "info": {"architecture": "mlp"}}, {**rec, "version": 2, "info": b})
+    assert old["architecture"]["changed"] and old["architecture"]["added"] == []
+    # the structure is capped, the fingerprint covers every line
+    big = architecture([f"{i} Linear" for i in range(1000)])
+    assert len(big["structure"]) == 400 and big["structure_lines"] == 1000
+    assert big["architecture"] != architecture([f"{i} Linear" for i in range(999)])["architecture"]

@@ -519,3 +519,66 @@ def test_caller_variable_walks_past_skipped_frames() -> None:
     nameless = _framework["predict"](_Obj())  # outside an assert: pytest's temporaries are locals
     assert nameless is None
     assert patching.caller_variable(X_test, lambda f: False) == "X_test"  # nothing skipped: this frame
+
+
+def test_failure_watch_reports_step_errors_lets_loop_control_through_and_restores() -> None:
+    import gc
+
+    from modeltrack.patching import FailureWatch
+
+    class Model:
+        def step(self, x: int) -> int:
+            if x < 0:
+                raise ValueError("negative")
+            if x == 0:
+                raise StopIteration
+            return x * 2
+
+    seen: list[object] = []
+    model = Model()
+    watch = FailureWatch(seen.append, ignore=lambda exc: isinstance(exc, StopIteration))
+    watch.wrap(model, "step")
+    watch.wrap(model, "step")  # watching twice wraps once
+    assert model.step(2) == 4 and seen == []
+    with pytest.raises(StopIteration):
+        model.step(0)
+    assert seen == []
+    with pytest.raises(ValueError, match="negative"):  # the user's exception, unchanged
+        model.step(-1)
+    assert len(seen) == 1 and isinstance(seen[0], ValueError)
+
+    class Loop:
+        pass
+
+    loop = Loop()
+    watch.when_dropped(loop, lambda: "loop ended early")
+    del loop
+    gc.collect()
+    assert seen[-1] == "loop ended early"
+    watch.stop()
+    assert "step" not in vars(model)  # the class's method shows through again
+
+    def broken(failure: object) -> None:
+        raise RuntimeError("tracking broke")
+
+    quiet = FailureWatch(broken)
+    quiet.wrap(model, "step")
+    with pytest.warns(ModelTrackWarning, match="tracking broke"), pytest.raises(ValueError):
+        model.step(-1)  # even in strict mode, the user's exception wins
+    quiet.stop()
+
+
+def test_callers_and_caller_file_read_the_frames_above() -> None:
+    from modeltrack.patching import caller_file, callers
+
+    def hook() -> list[tuple[str, dict[str, object]]]:
+        return list(callers(3))
+
+    def fit(batch_size: int) -> list[tuple[str, dict[str, object]]]:
+        return hook()
+
+    frames = fit(batch_size=8)
+    assert frames[0][0] == "fit" and frames[0][1]["batch_size"] == 8
+    assert len(frames) == 3
+    assert caller_file(0) == __file__
+    assert caller_file(10_000) == ""

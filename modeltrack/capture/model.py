@@ -9,7 +9,8 @@ Example:
     >>> optimizer_settings(torch.optim.Adam(net.parameters(), lr=1e-3))  # doctest: +SKIP
     {'name': 'Adam', 'lr': 0.001, 'betas': (0.9, 0.999), 'eps': 1e-08, ...}
     >>> module_architecture(net)  # doctest: +SKIP
-    {'architecture': 'sha256:…', 'params_total': 101, 'params_trainable': 101}
+    {'architecture': 'sha256:…', 'structure': ['mymod.Net', '. Net', '0 Linear weight[4, 3] bias[4]', …],
+     'params_total': 101, 'params_trainable': 101}
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from typing import Any
 
 from .params import is_simple
 
-__all__ = ["attributes", "module_architecture", "optimizer_settings", "scheduler_settings"]
+__all__ = [
+    "architecture",
+    "attributes",
+    "module_architecture",
+    "optimizer_settings",
+    "scheduler_settings",
+    "structure_changes",
+]
 
 #: optimizer defaults that are implementation switches, not hyperparameters
 OPTIMIZER_NOISE = frozenset(
@@ -62,20 +70,56 @@ def scheduler_settings(sched: Any) -> dict[str, Any]:
     return settings
 
 
+#: structure lines kept in a record (the fingerprint covers all of them)
+MAX_STRUCTURE_LINES = 400
+
+
+def architecture(structure: Iterable[str], **counts: int) -> dict[str, Any]:
+    """The one architecture record every framework writes into ``info``.
+
+    ``structure`` is one line per part of the model, in order: a class, a layer, a pipeline
+    step, with the shapes it holds but no values and no names a framework numbers per
+    process (``dense_3``). The fingerprint covers every line; ``diff`` compares fingerprints
+    (a change is a major semantic bump) and shows the lines added and removed.
+
+    Returns:
+        ``{"architecture": "sha256:<16 hex>", "structure": [line, …], **counts}`` (at most
+        :data:`MAX_STRUCTURE_LINES` lines kept; ``structure_lines`` says how many there were
+        when more).
+    """
+    lines = [str(line) for line in structure]
+    h = hashlib.sha256("\n".join(lines).encode())
+    out: dict[str, Any] = {"architecture": "sha256:" + h.hexdigest()[:16], "structure": lines[:MAX_STRUCTURE_LINES]}
+    if len(lines) > MAX_STRUCTURE_LINES:
+        out["structure_lines"] = len(lines)
+    out.update(counts)
+    return out
+
+
+def structure_changes(a: Any, b: Any) -> dict[str, list[str]]:
+    """The structure lines only ``b`` has (``added``) and only ``a`` has (``removed``), in
+    order; empty when either record predates structure lines."""
+    if not isinstance(a, list) or not isinstance(b, list):
+        return {"added": [], "removed": []}
+    left, right = list(map(str, a)), list(map(str, b))
+    return {"added": [x for x in right if x not in left], "removed": [x for x in left if x not in right]}
+
+
+def _shapes(tensors: Iterable[tuple[str, Any]]) -> str:
+    return " ".join(f"{name}{list(t.shape)}" for name, t in tensors)
+
+
 def module_architecture(module: Any) -> dict[str, Any]:
-    """Parameter counts and a fingerprint of a ``torch.nn.Module``'s structure (class,
-    submodule types, parameter and buffer names and shapes; not the values, not the dtype)."""
-    h = hashlib.sha256()
-    h.update(f"{type(module).__module__}.{type(module).__qualname__}\n".encode())
+    """:func:`architecture` of a ``torch.nn.Module``: its class, then one line per submodule
+    (its path, type and the shapes of its own parameters and buffers), and parameter counts."""
+    lines = [f"{type(module).__module__}.{type(module).__qualname__}"]
     for name, sub in module.named_modules():
-        h.update(f"m {name} {type(sub).__qualname__}\n".encode())
+        own = _shapes([*sub.named_parameters(recurse=False), *sub.named_buffers(recurse=False)])
+        lines.append(f"{name or '.'} {type(sub).__qualname__} {own}".rstrip())
     total = trainable = 0
-    for name, p in module.named_parameters():
-        h.update(f"p {name} {tuple(p.shape)}\n".encode())
+    for p in module.parameters():
         n = p.numel()
         total += n
         if p.requires_grad:
             trainable += n
-    for name, b in module.named_buffers():
-        h.update(f"b {name} {tuple(b.shape)}\n".encode())
-    return {"architecture": "sha256:" + h.hexdigest()[:16], "params_total": total, "params_trainable": trainable}
+    return architecture(lines, params_total=total, params_trainable=trainable)
