@@ -12,11 +12,14 @@ why, and how to fix it, in one line, so that the CLI can print it as is::
     ├── InvalidValueError        a param, metric, tag or data value cannot be recorded
     │   ├── InvalidOptionError   an integration got an option it does not take (also a TypeError)
     │   ├── ParamConflictError
-    │   └── InvalidMetricError
+    │   ├── InvalidMetricError
+    │   └── GuardMetricError     a promotion guard cannot compare (metric missing, direction unknown)
     ├── ArtifactPathError        an artifact path escapes its version
     ├── VersionStateError        e.g. logging into a finished version
-    ├── PromotionRefusedError    a guarded promote found a worse metric
+    ├── PromotionRefusedError    a guarded promote found a worse metric (CLI exit status 3)
+    │   └── VersionNotFinishedError  promote of a version that is not finished
     ├── UntrustedArtifactError   loading pickle/joblib without opt-in
+    ├── MissingDependencyError   an optional package (pandas, shtab) is needed (also an ImportError)
     └── StoreError               the store cannot be used
         ├── StoreFormatError     written by a newer modeltrack
         ├── StoreNotFoundError   no store exists at that location (reads never create one)
@@ -98,12 +101,36 @@ class VersionStateError(ModelTrackError):
     """The version is not in a state that allows this operation."""
 
 
+class GuardMetricError(InvalidValueError):
+    """A promotion guard cannot compare: a version lacks the metric, or which direction is
+    better is unknown."""
+
+
 class PromotionRefusedError(ModelTrackError):
-    """A guarded promotion found the candidate worse than the current holder."""
+    """A guarded promotion found the candidate worse than the current holder (the CLI
+    exits 3). ``guard`` says what was compared: ``{"metric", "goal", "compare",
+    "candidate": {"version", "value"}, "holder": {"version", "value"}}``."""
+
+    def __init__(self, message: str, guard: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.guard = guard
+
+
+class VersionNotFinishedError(PromotionRefusedError):
+    """``promote`` of a version that is running, failed or crashed (without ``force``)."""
+
+    def __init__(self, message: str, ref: str | None = None, status: str | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.status = status
 
 
 class UntrustedArtifactError(ModelTrackError):
     """Loading an artifact that can execute code needs an explicit opt-in."""
+
+
+class MissingDependencyError(ModelTrackError, ImportError):
+    """An optional package is needed for this call; the message names the ``pip install``."""
 
 
 class StoreError(ModelTrackError):

@@ -35,6 +35,25 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def md_cell(value: Any, width: int = 200) -> str:
+    """One Markdown table cell: :func:`fmt`, with ``|`` escaped and newlines as spaces."""
+    return (
+        fmt(value, width)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
+
+
+def md_table(rows: list[list[Any]], headers: list[str]) -> str:
+    """A GitHub-flavoured Markdown table (for a CI job summary)."""
+    lines = ["| " + " | ".join(md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -56,4 +75,4 @@ def mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-__all__ = ["SPARKS", "fmt", "mb", "print_json", "sparkline", "table"]
+__all__ = ["SPARKS", "fmt", "mb", "md_cell", "md_table", "print_json", "sparkline", "table"]

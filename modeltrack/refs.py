@@ -1,4 +1,9 @@
-"""Model names, alias names and references (``NAME``, ``NAME@v3``, ``NAME@3``, ``NAME@alias``)."""
+"""Model names, alias names and references (``NAME``, ``NAME@v3``, ``NAME@3``, ``NAME@alias``,
+``NAME@latest``).
+
+``NAME`` is the newest *finished* version; ``NAME@latest`` the newest version whatever its
+status (running, failed, crashed), so that any run can be inspected by name.
+"""
 
 from __future__ import annotations
 
@@ -75,34 +80,40 @@ def _shorten(obj: object, limit: int = 60) -> str:
 
 
 class Ref:
-    """A parsed reference: ``version`` for ``@3``/``@v3``, ``alias`` for ``@name``, neither
-    for the latest finished version."""
+    """A parsed reference: ``version`` for ``@3``/``@v3``, ``alias`` for ``@name``,
+    ``latest`` for ``@latest`` (the newest version whatever its status), none of them for
+    the newest finished version."""
 
-    __slots__ = ("alias", "model", "version")
+    __slots__ = ("alias", "latest", "model", "version")
 
-    def __init__(self, model: str, version: int | None = None, alias: str | None = None) -> None:
+    def __init__(
+        self, model: str, version: int | None = None, alias: str | None = None, *, latest: bool = False
+    ) -> None:
         self.model = model
         self.version = version
         self.alias = alias
+        self.latest = latest
+
+    def _key(self) -> tuple[str, int | None, str | None, bool]:
+        return (self.model, self.version, self.alias, self.latest)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ref) and (self.model, self.version, self.alias) == (
-            other.model,
-            other.version,
-            other.alias,
-        )
+        return isinstance(other, Ref) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.model, self.version, self.alias))
+        return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"Ref(model={self.model!r}, version={self.version!r}, alias={self.alias!r})"
+        more = ", latest=True" if self.latest else ""
+        return f"Ref(model={self.model!r}, version={self.version!r}, alias={self.alias!r}{more})"
 
     def __str__(self) -> str:
         if self.version is not None:
             return f"{self.model}@v{self.version}"
         if self.alias is not None:
             return f"{self.model}@{self.alias}"
+        if self.latest:
+            return f"{self.model}@latest"
         return self.model
 
 
@@ -125,7 +136,7 @@ def parse_ref(text: object) -> Ref:
             name=text,
         )
     if sel == "latest":
-        return Ref(model)
+        return Ref(model, latest=True)
     m = _NUMBER.fullmatch(sel)
     if m:
         if len(m.group(1)) > MAX_VERSION_DIGITS:

@@ -24,6 +24,7 @@ deleted at any time and is rebuilt from the files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +35,7 @@ from .changelog import diff_records
 from .errors import (
     AliasNotFoundError,
     CorruptRecordError,
+    GuardMetricError,
     InvalidValueError,
     KeyNotFound,
     ModelNotFoundError,
@@ -41,6 +43,7 @@ from .errors import (
     StoreError,
     StoreFormatError,
     StoreNotFoundError,
+    VersionNotFinishedError,
     VersionNotFoundError,
 )
 from .layout import (
@@ -209,12 +212,17 @@ class Repo:
                     ref=str(r),
                 )
             return r.model, aliases[r.alias]
+        if r.latest:
+            for n in reversed(nums):
+                if self._claim_or_none(r.model, n) is not None:  # a half-claimed number is no version
+                    return r.model, n
+            raise VersionNotFoundError(f"{r.model} has no version yet", ref=str(r))
         for n in reversed(nums):
             if self.status(r.model, n) == FINISHED:
                 return r.model, n
         raise VersionNotFoundError(
-            f"{r.model} has no finished version yet (latest is v{nums[-1]}, {self.status(r.model, nums[-1])}); "
-            f"refer to it as {r.model}@v{nums[-1]}",
+            f"{r.model} has no finished version yet (the newest is v{nums[-1]}, "
+            f"{self.status(r.model, nums[-1])}); refer to it as {r.model}@v{nums[-1]} or {r.model}@latest",
             ref=str(r),
         )
 
@@ -354,6 +362,7 @@ class Repo:
             "info": rec.get("info", {}),
             "parent": rec.get("parent"),
             "source": claim.get("source"),
+            "actor": claim.get("actor"),
         }
 
     def summary(self, model: str, number: int, final: dict[str, Any]) -> dict[str, Any]:
@@ -547,6 +556,31 @@ class Repo:
         data = self.read_json_or(vkey(model, number, "notes.json"), None)
         return data.get("text") if isinstance(data, dict) else None
 
+    def notes_record(self, model: str, number: int) -> dict[str, Any] | None:
+        """The notes with who wrote them and when: ``{"text", "time", "actor"}``, or None."""
+        data = self.read_json_or(vkey(model, number, "notes.json"), None)
+        if not isinstance(data, dict):
+            return None
+        return {"text": data.get("text"), "time": data.get("time"), "actor": data.get("actor")}
+
+    def tag_history(self, model: str, number: int) -> list[dict[str, Any]]:
+        """Every tag change of one version, oldest first: ``{"time", "actor", "set", "remove"}``
+        (events of the first format, which hold the whole set, show it as ``set``)."""
+        out = []
+        for ev in self.tag_events(model):
+            if int(ev.get("version", -1)) != number:
+                continue
+            changed = ev.get("set") if "tags" not in ev else ev.get("tags")
+            out.append(
+                {
+                    "time": ev.get("time"),
+                    "actor": ev.get("actor"),
+                    "set": dict(changed or {}),
+                    "remove": list(ev.get("remove") or []),
+                }
+            )
+        return sorted(out, key=lambda e: e["time"] or "")
+
     def set_notes(self, ref: str | tuple[str, int], text: str | None, *, writer: Store | None = None) -> None:
         """Set (or with ``None`` clear) the release notes of a version."""
         model, number = ref if isinstance(ref, tuple) else self.resolve(ref)
@@ -607,52 +641,118 @@ class Repo:
         reason: str | None = None,
         guard_metric: str | None = None,
         goal: str | None = None,
+        compare: str = "last",
+        require_finished: bool = False,
     ) -> dict[str, Any]:
         """Point ``alias`` at the version ``ref`` names (recorded in the alias history).
 
-        With ``guard_metric``, refuse unless the candidate's metric is at least as good as
-        the current holder's (``goal`` "min"/"max", guessed from the name if omitted). The
-        guard is checked against the holder at the moment the move is recorded: a
-        concurrent promotion makes this one check again. Pointing an alias at the version
-        that already holds it records nothing (the result has ``"noop": True``).
+        With ``require_finished``, refuse a version that is not finished (running, failed,
+        crashed). With ``guard_metric``, refuse unless the candidate's metric is at least as
+        good as the current holder's: ``compare`` says which value of each version is
+        compared (``"last"`` or ``"best"``), ``goal`` "min"/"max" which direction is better
+        (default: as recorded with the metric, else guessed from its name). The guard is
+        checked against the holder at the moment the move is recorded: a concurrent
+        promotion makes this one check again. Pointing an alias at the version that already
+        holds it records nothing (the result has ``"noop": True``).
+
+        The result is the recorded event plus ``"noop"`` and ``"guard"`` (what the guard
+        compared: ``{"metric", "goal", "compare", "candidate": {"version", "value"},
+        "holder": {"version", "value"}|None}``, or None without a guard).
+
+        Raises:
+            PromotionRefusedError: the guard found the candidate worse (``exc.guard`` says
+                what it compared), or the candidate is not finished.
+            GuardMetricError: the guard cannot compare (a version lacks the metric, or
+                which direction is better is unknown).
         """
         check_alias_name(alias)
+        if compare not in ("last", "best"):
+            raise InvalidValueError(f"compare must be 'last' or 'best', got {compare!r}", value=compare)
         model, number = self.resolve(ref)
-        if guard_metric is not None:
-            goal = goal or metric_goal(guard_metric)
-            if goal not in ("min", "max"):
-                raise PromotionRefusedError(
-                    f"cannot tell whether higher or lower {guard_metric!r} is better; pass --mode min or --mode max"
+        if require_finished:
+            status = self.status(model, number)
+            if status != FINISHED:
+                raise VersionNotFinishedError(
+                    f"refused to move {alias!r} to {model}@v{number}: it is {status}, not finished; promote a "
+                    f"finished version, or pass force=True (CLI --force) to promote it anyway",
+                    ref=f"{model}@v{number}",
+                    status=status,
                 )
-        new = self._metric_last(model, number, guard_metric) if guard_metric is not None else None
+        cand = self._guard_input(model, number, guard_metric) if guard_metric is not None else None
+        if guard_metric is not None and cand is not None:
+            goal = goal or cand[1] or metric_goal(guard_metric)
+            if goal not in ("min", "max"):
+                raise GuardMetricError(
+                    f"cannot tell whether higher or lower {guard_metric!r} is better; pass --mode min or --mode max "
+                    f"(API: mode='min' or mode='max')",
+                    value=guard_metric,
+                )
+        guard_info: dict[str, Any] | None = None
 
         def decide(current: int | None, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+            nonlocal guard_info
             if current == number:
                 return None
-            if guard_metric is not None and current is not None:
-                if new is None:
-                    raise PromotionRefusedError(
-                        f"{model}@v{number} has no metric {guard_metric!r} to compare; promote without a guard or "
-                        f"log it"
+            if guard_metric is None or cand is None:
+                return {"to": number, "action": action, "reason": reason}
+            new = _pick(cand[0], compare, goal)
+            guard_info = {
+                "metric": guard_metric,
+                "goal": goal,
+                "compare": compare,
+                "candidate": {"version": number, "value": new},
+                "holder": None,
+            }
+            if current is not None:
+                held = self._guard_input(model, current, guard_metric, role=f"the holder of {alias!r}")
+                old = _pick(held[0], compare, goal) if held is not None else None
+                guard_info["holder"] = {"version": current, "value": old}
+                if new is None or old is None:
+                    who, vals = (number, cand[0]) if new is None else (current, held[0] if held else [])
+                    raise GuardMetricError(
+                        f"the guard cannot compare {guard_metric!r}: {model}@v{who} has no finite value of it "
+                        f"({len(vals)} points); promote without a guard or pass force=True (CLI --force)",
+                        value=guard_metric,
                     )
-                old = self._metric_last(model, current, guard_metric)
-                if old is not None and ((goal == "min" and new > old) or (goal == "max" and new < old)):
+                if (goal == "min" and new > old) or (goal == "max" and new < old):
                     raise PromotionRefusedError(
-                        f"refused to move {alias!r} to {model}@v{number}: its {guard_metric} = {new:g} is worse than "
-                        f"{old:g} of v{current}, which holds {alias!r} now ({goal} is better); use --force to promote "
-                        f"anyway"
+                        f"refused to move {alias!r} to {model}@v{number}: its {guard_metric} ({compare}) = {new:g} is "
+                        f"worse than {old:g} ({compare}) of v{current}, which holds {alias!r} now ({goal} is better); "
+                        f"pass force=True (CLI --force) to promote anyway",
+                        guard=dict(guard_info),
                     )
             return {"to": number, "action": action, "reason": reason}
 
-        return self._append_alias_event(model, alias, decide)
+        event = self._append_alias_event(model, alias, decide)
+        return {**event, "noop": bool(event.get("noop")), "guard": guard_info}
 
-    def _metric_last(self, model: str, number: int, name: str) -> float | None:
+    def _guard_input(
+        self, model: str, number: int, name: str, *, role: str = "the candidate"
+    ) -> tuple[list[float], str | None] | None:
+        """The values of metric ``name`` of a version and the goal recorded with it.
+
+        Raises:
+            GuardMetricError: the version has no such metric (the message lists those it has).
+        """
         final = self.final(model, number)
-        if final is not None:
-            m = final.get("metrics", {}).get(name)
-            return m.get("last") if m else None
-        cols = self.series(model, number).get(name)
-        return cols["value"][-1] if cols and cols["value"] else None
+        series = self.series(model, number, final)
+        recorded = (final or {}).get("metrics", {})
+        if name not in series and name not in recorded:
+            have = sorted(set(series) | set(recorded))
+            listed = ", ".join(have[:30]) + (" …" if len(have) > 30 else "") if have else "none"
+            raise GuardMetricError(
+                f"the guard cannot compare {name!r}: {model}@v{number} ({role}) has no metric {name!r}; its "
+                f"metrics: {listed}; pass one of them to --metric (API metric=), or promote without a guard",
+                value=name,
+            )
+        if name in series:
+            values = [v for v in series[name]["value"] if isinstance(v, (int, float)) and math.isfinite(v)]
+        else:
+            last = recorded[name].get("last")
+            values = [last] if isinstance(last, (int, float)) and math.isfinite(last) else []
+        goals = (final or {}).get("goals") or {}
+        goal = goals.get(name) or (recorded.get(name) or {}).get("goal")
+        return values, goal if goal in ("min", "max") else None
 
     def remove_alias(self, model: str, alias: str) -> dict[str, Any]:
         check_model_name(model)
@@ -668,28 +768,58 @@ class Repo:
         self._require_model(model)
         return [e for e in self.alias_events(model) if alias is None or e["alias"] == alias]
 
-    def rollback(self, model: str, alias: str) -> dict[str, Any]:
-        """Point ``alias`` back at the version it held before its last move."""
+    def rollback(self, model: str, alias: str, *, to: int | None = None) -> dict[str, Any]:
+        """Point ``alias`` back at the holder before the current one, walking back through
+        its history (v4 → v3 → v2 on repeated calls: a rollback undoes a move, it is not
+        itself undone by the next one). ``to``: a past holder to go back to instead; a
+        version that never held the alias is refused, naming those that did.
+
+        Raises:
+            AliasNotFoundError: ``alias`` was never set on ``model``.
+            StoreError: no earlier holder to go back to.
+            VersionNotFoundError: the version to go back to was deleted, or ``to`` never
+                held the alias.
+        """
         check_alias_name(alias)
         self._require_model(model)
 
-        def decide(current: int | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+        def decide(current: int | None, history: list[dict[str, Any]]) -> dict[str, Any] | None:
             if not history:
                 raise AliasNotFoundError(f"{model} has no alias {alias!r} to roll back", ref=f"{model}@{alias}")
-            # The holder before the move that put the current holder in place (checked
-            # against the newest event: a concurrent move makes this decision again).
+            stack = holder_stack(history)
             last = history[-1]
-            previous = last.get("from")
-            if previous is None:
+            if to is not None:
+                past = sorted({int(e["to"]) for e in history if e.get("to") is not None})
+                if to not in past:
+                    raise VersionNotFoundError(
+                        f"{model}@v{to} never held {alias!r}; its past holders: "
+                        f"{', '.join(f'v{n}' for n in past)}; pick one of them with --to (API to=)",
+                        ref=f"{model}@v{to}",
+                    )
+                if to == current:
+                    return None
+                target = to
+            elif current is None:
+                if not stack:
+                    raise StoreError(f"{model}@{alias} has no earlier holder to roll back to")
+                target = stack[-1]  # restore the holder that was removed
+            elif len(stack) < 2:
                 raise StoreError(
-                    f"{model}@{alias} has no earlier holder to roll back to (it was first set to "
-                    f"v{last.get('to')}); use `modeltrack alias rm {model} {alias}` to remove it"
+                    f"{model}@{alias} has no earlier holder to roll back to (v{current} is the first it held); "
+                    f"use `modeltrack alias rm {model} {alias}` to remove it"
                 )
-            if not self.store.exists(vkey(model, int(previous), "claim.json")) or int(previous) in self.deleted(model):
-                raise VersionNotFoundError(f"{model}@v{previous}, the previous holder of {alias!r}, was deleted")
-            return {"to": int(previous), "action": "rollback", "reason": f"rollback of seq {last['seq']}"}
+            else:
+                target = stack[-2]
+            if not self.store.exists(vkey(model, target, "claim.json")) or target in self.deleted(model):
+                raise VersionNotFoundError(
+                    f"{model}@v{target}, the holder of {alias!r} to go back to, was deleted; pick another past "
+                    f"holder with --to vN (see `modeltrack alias history {model} {alias}`)",
+                    ref=f"{model}@v{target}",
+                )
+            return {"to": target, "action": "rollback", "reason": f"rollback of seq {last['seq']}"}
 
-        return self._append_alias_event(model, alias, decide)
+        event = self._append_alias_event(model, alias, decide)
+        return {**event, "noop": bool(event.get("noop"))}
 
     # ------------------------------------------------------------------ diff and changelog
     def diff(self, a: str | tuple[str, int], b: str | tuple[str, int]) -> dict[str, Any]:
@@ -718,6 +848,33 @@ class Repo:
     def verify(self) -> dict[str, Any]:
         """See :func:`modeltrack.maintenance.verify`."""
         return maintenance.verify(self)
+
+
+def holder_stack(history: list[dict[str, Any]]) -> list[int]:
+    """The holders a rollback walks back through, oldest first, replayed from one alias's
+    events: a move pushes its version, a rollback to a version goes back to its last place
+    on the stack (dropping the holders after it), a removal keeps the stack (a rollback
+    restores the removed holder)."""
+    stack: list[int] = []
+    for ev in history:
+        to = ev.get("to")
+        if to is None:
+            continue
+        to = int(to)
+        if ev.get("action") == "rollback" and to in stack:
+            del stack[len(stack) - stack[::-1].index(to) :]
+        elif not stack or stack[-1] != to:
+            stack.append(to)
+    return stack
+
+
+def _pick(values: list[float], compare: str, goal: str | None) -> float | None:
+    """The last or the best of ``values`` (None when there is none)."""
+    if not values:
+        return None
+    if compare == "last":
+        return values[-1]
+    return best_of(values, goal)
 
 
 def _ranges(nums: list[int]) -> str:

@@ -69,7 +69,7 @@ def test_human_output_and_registry_commands(filled: str) -> None:
     assert "VERSION" in out and "v2" in out and "finished" in out
     assert cli("alias", "set", "churn@v1", "production", store=filled).returncode == 0
     r = cli("promote", "churn@v2", "--metric", "loss", store=filled)
-    assert r.returncode == 1 and "worse" in r.stderr
+    assert r.returncode == 3 and "worse" in r.stderr  # refused by the guard: 3, not an error
     assert cli("promote", "churn@v2", "--force", store=filled).returncode == 0
     assert mt.resolve("churn@production", store=filled) == ("churn", 2)
     assert "v2 -> v1" in cli("rollback", "churn", store=filled).stdout
