@@ -111,7 +111,8 @@ def cmd_show(args: argparse.Namespace) -> None:
     print(
         f"{rec['model']}@v{rec['version']}  {rec['status']}  label {rec.get('label') or '-'}  framework {rec['framework'] or '-'}"
     )
-    print(f"created {rec['created_at']}  finished {rec['finished_at'] or '-'}" + _by(rec.get("actor"), None))
+    by = f" by {rec['actor']}" if rec.get("actor") else ""
+    print(f"created {rec['created_at']}{by}  finished {rec['finished_at'] or '-'}")
     source = _source_line(rec.get("source"))
     if source:
         print(source)

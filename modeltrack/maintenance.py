@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .repo import Repo
 
 
-def referenced_blobs(repo: Repo) -> set[str]:
+def referenced_blobs(repo: Repo, skip: Iterable[tuple[str, int]] = ()) -> set[str]:
     """SHA-256 of every blob that any record may reference: the artifacts of finished and
     failed versions, and everything running and crashed versions logged (released
     checkpoints included), whatever state their directories are in. A checkpoint a finished
@@ -36,11 +36,16 @@ def referenced_blobs(repo: Repo) -> set[str]:
     Raises:
         CorruptRecordError: some records cannot be read; they might reference blobs, so
             nothing may be deleted until they are fixed. The message names each one.
+
+    ``skip``: versions ``(model, number)`` to leave out (what a dry run would delete).
     """
+    skipped = set(skip)
     refs: set[str] = set()
     unreadable: list[str] = []
     for model in repo.store.list("models"):
         for n in repo.version_numbers(model, include_deleted=True):
+            if (model, n) in skipped:
+                continue
             try:
                 final = repo.final(model, n)
                 arts = final.get("artifacts", []) if isinstance(final, dict) else None
@@ -135,8 +140,11 @@ def gc(
     if _any_running(repo):
         grace_seconds = max(grace_seconds, RUNNING_GRACE_SECONDS)
     cutoff = time.time() - grace_seconds
-    if deleted and not dry_run:
-        refs = referenced_blobs(repo)  # the deleted versions no longer reference theirs
+    # The deleted versions no longer reference their blobs (a dry run leaves them out instead,
+    # so that it reports what the real run would free).
+    skip = [(model, n) for n in versions] if dry_run and model is not None else []
+    if deleted:
+        refs = referenced_blobs(repo, skip)
     candidates = []
     kept_young = 0
     for key in list(repo.store.walk("blobs")):
@@ -148,7 +156,7 @@ def gc(
             kept_young += 1
             continue
         candidates.append(key)
-    refs = referenced_blobs(repo) if candidates else refs
+    refs = referenced_blobs(repo, skip) if candidates else refs
     removed, freed = [], 0
     for key in candidates:
         if key.rsplit("/", 1)[-1] in refs:
