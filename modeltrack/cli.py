@@ -363,21 +363,27 @@ def cmd_promote(args: argparse.Namespace) -> int | None:
         )
     except PromotionRefusedError as exc:
         if args.json:
+            holder = (exc.guard or {}).get("holder") or {}
+            refused = {
+                "alias": args.alias,
+                "from": holder.get("version"),
+                "to": _refused_version(exc),
+                "action": "promote",
+                "reason": args.reason,
+            }
             print_json(
-                {
-                    "model": model,
-                    "alias": args.alias,
-                    "to": _refused_version(exc),
-                    "noop": False,
-                    "refused": True,
-                    "error": str(exc),
-                    "guard": exc.guard,
-                    "status": getattr(exc, "status", None),
-                }
+                _event_json(
+                    model,
+                    refused,
+                    refused=True,
+                    error=str(exc),
+                    status=getattr(exc, "status", None),
+                    guard=exc.guard,
+                )
             )
         raise
     if args.json:
-        print_json(_event_json(model, ev, refused=False, error=None, guard=ev.get("guard")))
+        print_json(_event_json(model, ev, refused=False, error=None, status=None, guard=ev.get("guard")))
         return None
     if ev.get("noop"):
         print(f"{model}@v{ev['to']} already holds {args.alias}; nothing recorded")
