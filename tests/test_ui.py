@@ -236,6 +236,72 @@ def test_static_assets_and_headers(filled_store: str) -> None:
             assert request(srv, "GET", path)[0] == 404, path
 
 
+def test_bundled_chart_library_is_served_offline(filled_store: str) -> None:
+    """uPlot ships inside the package at the version package.json pins, with its licence; the
+    page loads it (and nothing) from another host."""
+    root = Path(__file__).resolve().parents[1]
+    pinned = json.loads((root / "package.json").read_text())["dependencies"]["uplot"]
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", pinned), "pin an exact version"
+    with serve(filled_store) as srv:
+        index = request(srv, "GET", "/")[2].decode()
+        assert "/static/vendor/uplot/uPlot.iife.min.js" in index and "/static/vendor/uplot/uPlot.min.css" in index
+        assert not re.search(r"(src|href)=\"(https?:)?//", index)  # nothing from another host
+        status, headers, body = request(srv, "GET", "/static/vendor/uplot/uPlot.iife.min.js")
+        assert status == 200 and headers["content-type"].startswith("text/javascript")
+        assert body.startswith(f"/*! https://github.com/leeoniya/uPlot (v{pinned}) */".encode())
+        status, headers, body = request(srv, "GET", "/static/vendor/uplot/LICENSE")
+        assert status == 200 and b"MIT" in body and headers["content-type"].startswith("text/plain")
+        assert request(srv, "GET", "/static/vendor/uplot/../../server.py")[0] == 404
+        assert request(srv, "GET", "/static/vendor/")[0] == 404
+
+
+def test_package_data_ships_the_bundled_library() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["modeltrack"]
+    vendored = sorted(
+        p.relative_to(root / "modeltrack").as_posix()
+        for p in (root / "modeltrack/ui/static/vendor").rglob("*")
+        if p.is_file()
+    )
+    assert vendored, "modeltrack/ui/static/vendor is empty: run npm ci && npm run vendor"
+    for f in vendored:
+        assert any(Path(f).match(glob) for glob in data), f"{f} is not in package-data"
+
+
+def test_one_palette_for_the_browser_and_plot(filled_store: str) -> None:
+    from modeltrack.ui import plot
+    from modeltrack.ui.palette import PALETTE
+
+    assert plot.PALETTE is PALETTE and len(PALETTE) >= 10 and len(set(PALETTE)) == len(PALETTE)
+    with serve(filled_store) as srv:
+        assert get_json(srv, "/api/info")["palette"] == PALETTE
+        for name in ("app.js", "charts.js"):  # no second list of colours in the page
+            code = request(srv, "GET", f"/static/{name}")[2].decode()
+            assert not any(c.lower() in code.lower() for c in PALETTE), name
+
+
+def test_actor_of_versions_and_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = str(tmp_path / "store")
+    monkeypatch.setenv("MODELTRACK_ACTOR", "alice@trainer")
+    train(store, epochs=2)
+    train(store, epochs=2)
+    monkeypatch.setenv("MODELTRACK_ACTOR", "bob@laptop")
+    repo = mt.Repo(store)
+    repo.set_alias("churn@v1", "production")
+    repo.set_tags("churn@v2", {"stage": "candidate"})
+    repo.set_tags("churn@v1", {"other": "x"})
+    repo.set_notes("churn@v2", "reviewed")
+    with serve(store) as srv:
+        rec = get_json(srv, "/api/versions/churn/2")
+        assert rec["actor"] == "alice@trainer" and rec["notes_actor"] == "bob@laptop" and rec["notes_time"]
+        assert [(e["set"], e["actor"]) for e in rec["tag_history"]] == [({"stage": "candidate"}, "bob@laptop")]
+        assert rec["alias_history"][0]["actor"] == "bob@laptop"
+        cmp = get_json(srv, "/api/compare?ref=churn@v1&ref=churn@v2")
+        assert [v["actor"] for v in cmp["versions"]] == ["alice@trainer", "alice@trainer"]
+
+
 def test_dns_rebinding_host_is_refused(filled_store: str) -> None:
     with serve(filled_store) as srv:
         assert request(srv, "GET", "/api/models", headers={"Host": "evil.example:80"})[0] == 403
@@ -255,9 +321,10 @@ def test_writes_without_token_on_loopback(tmp_path: Path) -> None:
         assert request(srv, "POST", "/api/models/churn/aliases/staging/rollback", {})[0] == 200
         assert repo.aliases("churn") == {"staging": 1}
         assert [e["action"] for e in repo.alias_history("churn")] == ["promote", "promote", "rollback"]
-        # a rollback is a move too: rolling it back returns to v2
-        assert request(srv, "POST", "/api/models/churn/aliases/staging/rollback", {})[0] == 200
-        assert repo.aliases("churn") == {"staging": 2}
+        # a rollback walks back through the holders: v1 was the first, nothing before it
+        assert get_json(srv, "/api/versions/churn/1")["rollbacks"] == {}
+        assert request(srv, "POST", "/api/models/churn/aliases/staging/rollback", {})[0] == 409
+        assert repo.aliases("churn") == {"staging": 1}
         assert request(srv, "POST", "/api/versions/churn/1/tags", {"set": {"k": "v", "label": None}})[0] == 200
         assert request(srv, "POST", "/api/versions/churn/1/tags", {"remove": ["k"]})[0] == 200
         assert repo.tags("churn", 1) == {"label": None}

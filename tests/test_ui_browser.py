@@ -107,11 +107,11 @@ def confirm(page: Any, ok: bool = True) -> None:
 
 
 def points(page: Any, chart: str) -> int:
-    return int(page.get_attribute(f"figure[data-chart='{chart}'] canvas:not(.chart-overlay)", "data-points") or 0)
+    return int(page.get_attribute(f"figure[data-chart='{chart}']", "data-points") or 0)
 
 
 def lines(page: Any, chart: str) -> int:
-    return int(page.get_attribute(f"figure[data-chart='{chart}'] canvas:not(.chart-overlay)", "data-series") or 0)
+    return int(page.get_attribute(f"figure[data-chart='{chart}']", "data-series") or 0)
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_browse_every_page(page: Any, served: str, filled_store: str) -> None:  
     assert page.locator("#data-table tbody tr").count() == 2
     assert "lr" in page.inner_text("#changelog")
     assert page.locator("#alias-history tbody tr").count() == 2
-    page.locator("figure[data-chart='loss'] canvas.chart-overlay").hover(position={"x": 200, "y": 100})
+    page.locator("figure[data-chart='loss'] .u-over").hover(position={"x": 200, "y": 100})
     assert page.is_visible("figure[data-chart='loss'] .chart-tip")
     link = page.locator("#artifacts-table a.download")
     with page.expect_download() as dl:
@@ -455,14 +455,12 @@ def test_render_times_on_real_sizes(page: Any, tmp_path: Path, monkeypatch: pyte
             )
             results["compare_downsampled_points_drawn"] = points(page, "loss")
             results["compare_downsampled_draw_ms"] = float(
-                page.get_attribute("figure[data-chart='loss'] canvas", "data-draw-ms")
+                page.get_attribute("figure[data-chart='loss']", "data-draw-ms")
             )
             goto(page, srv.url + "#/", "models")
         results["compare_10x10000_all_points_ms"] = goto(page, srv.url + f"#/compare?refs={refs}&points=0", "compare")
         results["compare_all_points_drawn"] = points(page, "loss")
-        results["compare_all_points_draw_ms"] = float(
-            page.get_attribute("figure[data-chart='loss'] canvas", "data-draw-ms")
-        )
+        results["compare_all_points_draw_ms"] = float(page.get_attribute("figure[data-chart='loss']", "data-draw-ms"))
         assert results["compare_all_points_drawn"] == 100_000
         assert lines(page, "loss") == 10
         shot(page, "perf-compare")

@@ -11,10 +11,10 @@ from typing import Any
 
 from ..errors import ModelTrackError
 from ..repo import Repo
+from .palette import PALETTE
 from .series import version_series
 
-#: the UI's palette (colour-blind friendly), so the PNG and the browser agree
-PALETTE = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e", "#9498a0"]
+__all__ = ["PALETTE", "plot_curves"]
 
 
 def plot_curves(

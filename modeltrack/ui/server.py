@@ -3,15 +3,18 @@
 Routes (all JSON unless noted; ``MODEL`` is a model name, ``N`` a version number)::
 
     GET  /                                         the app (index.html); /static/* its assets
-    GET  /api/info                                 store URI, whether writes need a token
+    GET  /api/info                                 store URI, whether writes need a token, the palette
     GET  /api/models                               ``models --json``
     GET  /api/models/MODEL/versions                ``versions --json`` plus ``duration_s``
     GET  /api/models/MODEL/aliases                 alias history, oldest first
     GET  /api/versions/MODEL/N                     ``show --json`` (series replaced by counts),
-                                                   plus ``changes``, ``code_diff``, ``alias_history``
+                                                   plus ``actor``, ``changes``, ``code_diff``,
+                                                   ``alias_history``, ``rollbacks`` (alias -> the
+                                                   version a rollback goes to), ``tag_history``,
+                                                   ``notes_time``, ``notes_actor``
     GET  /api/versions/MODEL/N/series?points=2000  downsampled metric series (see series.py)
     GET  /api/versions/MODEL/N/artifacts/PATH      download one artifact (octet-stream)
-    GET  /api/compare?ref=A&ref=B…                 2–10 records and their diffs to the first
+    GET  /api/compare?ref=A&ref=B…                 2–10 records (with ``actor``) and their diffs to the first
     POST /api/models/MODEL/aliases                 {"alias", "version", "reason"?}: promote
     POST /api/models/MODEL/aliases/ALIAS/rollback  point ALIAS back at its previous holder
     POST /api/models/MODEL/aliases/ALIAS/remove    remove ALIAS
@@ -94,7 +97,8 @@ from ..errors import (
 from ..layout import CRASHED, RUNNING
 from ..records import check_sha256
 from ..refs import check_alias_name, check_model_name
-from ..repo import Repo
+from ..repo import Repo, holder_stack
+from .palette import PALETTE
 from .series import DEFAULT_MAX_POINTS, version_series
 
 #: largest dirty diff shipped to the browser inline
@@ -123,6 +127,7 @@ _CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
     ".ico": "image/x-icon",
+    "": "text/plain; charset=utf-8",  # LICENSE files of bundled libraries
 }
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -231,6 +236,7 @@ class UIApp:
             "token_required": self.token is not None,
             "poll_ms": int(self.poll_interval * 1000),
             "max_compare": MAX_COMPARE,
+            "palette": PALETTE,
         }
 
     def models(self) -> list[dict[str, Any]]:
@@ -253,6 +259,8 @@ class UIApp:
         for m in rec["metrics"].values():
             m["count"] = len(m.pop("series", []) or []) or m.get("count", 0)
         rec["duration_s"] = _duration(rec.get("created_at"), rec.get("finished_at"), rec.get("status", ""))
+        # who started the version (recorded in its claim; older stores have no actor)
+        rec["actor"] = self.repo.claim(model, number).get("actor")
         return rec
 
     def version(self, model: str, number: int) -> dict[str, Any]:
@@ -262,8 +270,21 @@ class UIApp:
         diff = self.repo.code_diff(model, number)
         rec["code_diff_truncated"] = diff is not None and len(diff) > MAX_DIFF_CHARS
         rec["code_diff"] = diff[:MAX_DIFF_CHARS] if diff is not None else None
-        rec["alias_history"] = self.repo.alias_history(model)
-        rec["model_aliases"] = self.repo.aliases(model)
+        history = self.repo.alias_history(model)
+        aliases = self.repo.aliases(model)
+        rec["alias_history"] = history
+        rec["model_aliases"] = aliases
+        # where a rollback of each alias would go (it walks back through the holders)
+        rollbacks: dict[str, int] = {}
+        for alias in aliases:
+            stack = holder_stack([e for e in history if e.get("alias") == alias])
+            if len(stack) >= 2:
+                rollbacks[alias] = stack[-2]
+        rec["rollbacks"] = rollbacks
+        rec["tag_history"] = self.repo.tag_history(model, number)
+        notes = self.repo.notes_record(model, number)
+        rec["notes_time"] = notes.get("time") if notes else None
+        rec["notes_actor"] = notes.get("actor") if notes else None
         return rec
 
     def series(self, model: str, number: int, points: int) -> dict[str, Any]:
@@ -570,11 +591,20 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
 
 
 def _load_static() -> dict[str, bytes]:
-    folder = resources.files("modeltrack.ui") / "static"
+    """Every file shipped under ``ui/static`` (bundled libraries in ``vendor/`` included), by
+    its path below that folder: only these names are ever served."""
     out: dict[str, bytes] = {}
-    for entry in folder.iterdir():
-        if entry.is_file() and not entry.name.startswith("."):
-            out[entry.name] = entry.read_bytes()
+
+    def walk(folder: Any, prefix: str) -> None:
+        for entry in folder.iterdir():
+            if entry.name.startswith(".") or entry.name == "__pycache__":
+                continue
+            if entry.is_dir():
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.is_file():
+                out[prefix + entry.name] = entry.read_bytes()
+
+    walk(resources.files("modeltrack.ui") / "static", "")
     return out
 
 

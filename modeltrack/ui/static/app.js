@@ -1,6 +1,7 @@
 /* modeltrack web UI: a hash-routed single-page app over the JSON API in server.py.
  *
  * Pages: #/ (models), #/m/MODEL (versions), #/v/MODEL/N (one version),
+ * #/m/MODEL?metrics=a,b (the metric columns shown, in that order; default all, up to 10),
  * #/compare?refs=A,B,… (2–10 versions; &points=0 draws every point).
  *
  * Every piece of store data reaches the page through textContent or setAttribute (never
@@ -14,7 +15,9 @@
   const crumbs = document.getElementById("crumbs");
   const banner = document.getElementById("banner");
   const modal = document.getElementById("modal");
-  const { LineChart, PALETTE, fmt } = MTChart;
+  const { LineChart, fmt } = MTChart;
+  /** The line colours: the server's palette, the one `modeltrack plot` uses. */
+  const color = (i) => { const p = state.info.palette; return p[i % p.length]; };
   const state = { info: null, timers: [], routeId: 0, token: sessionStorage.getItem("modeltrack-token") };
 
   // ------------------------------------------------------------------ DOM helpers
@@ -78,6 +81,36 @@
     let i = 0, v = n;
     while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
     return `${i ? v.toFixed(1) : v} ${units[i]}`;
+  }
+  /** Width in px of a header label (600 weight), so a column can be made wide enough for it. */
+  let measureCtx = null;
+  function labelWidth(text) {
+    if (!measureCtx) {
+      measureCtx = document.createElement("canvas").getContext("2d");
+      const cs = getComputedStyle(document.body);
+      measureCtx.font = `600 ${cs.fontSize} ${cs.fontFamily}`;
+    }
+    return Math.ceil(measureCtx.measureText(String(text)).width);
+  }
+  /** How many characters of a value are shown before it is clipped behind "show all". */
+  const CLIP_CHARS = 160;
+  /**
+   * A value that wraps anywhere; a long one is clipped to a few lines, with its full text on
+   * hover (title) and a button that expands it in place.
+   */
+  function longValue(text, cls) {
+    const full = String(text);
+    const el = h("span", { class: "value" + (cls ? " " + cls : "") }, full);
+    if (full.length <= CLIP_CHARS) return el;
+    el.classList.add("clipped");
+    el.title = full.length > 20000 ? full.slice(0, 20000) + "…" : full;
+    const btn = h("button", { type: "button", class: "btn subtle expand", "aria-expanded": "false" }, `show all ${full.length.toLocaleString("en")} characters`);
+    btn.addEventListener("click", () => {
+      const open = el.classList.toggle("clipped");
+      btn.textContent = open ? `show all ${full.length.toLocaleString("en")} characters` : "show less";
+      btn.setAttribute("aria-expanded", open ? "false" : "true");
+    });
+    return h("span", { class: "long-value" }, el, btn);
   }
   function short(s, n = 12) { return s ? String(s).replace(/^sha256:/, "").slice(0, n) : "–"; }
 
@@ -160,14 +193,16 @@
   /** Confirm, send, report, redraw. */
   async function act(title, lines, path, data, okText) {
     if (!(await confirmAction(title, lines))) return false;
+    let result;
     try {
-      await post(path, data);
+      result = await post(path, data);
     } catch (e) {
       showBanner(`${title} failed: ${e.message}`);
       return false;
     }
     await render();
-    showBanner(okText, "ok");
+    const ev = result && result.event;
+    showBanner(ev && ev.noop ? `nothing to change: ${ev.alias} already points at v${ev.to}` : okText, "ok");
     return true;
   }
 
@@ -184,7 +219,8 @@
       : { table: "table", head: "thead", body: "tbody", row: "tr", th: "th", td: "td" };
     const tbody = h(T.body, grid ? { class: "tbody", role: "rowgroup" } : null);
     const ths = columns.map((c) => {
-      const th = h(T.th, { class: [grid ? "th" : "", c.cls || ""].join(" ").trim() || null, scope: grid ? null : "col", role: grid ? "columnheader" : null }, c.label);
+      // the full name is always on hover too (a header is never cut without it)
+      const th = h(T.th, { class: [grid ? "th" : "", c.cls || ""].join(" ").trim() || null, scope: grid ? null : "col", role: grid ? "columnheader" : null, title: c.title || c.label || null }, c.label);
       if (c.sort) {
         th.classList.add("sortable");
         th.tabIndex = 0;
@@ -273,6 +309,7 @@
         dash: it.dash,
         xs: useEpoch ? it.s.epoch : it.s.step,
         ys: it.s.value,
+        epochs: useEpoch ? null : it.s.epoch,
       })),
     };
   }
@@ -312,7 +349,7 @@
         document.getElementById("store").title = "store: " + state.info.store;
       }
       if (parts.length === 0 || (parts[0] === "models" && parts.length === 1)) page = await pageModels(id);
-      else if (parts[0] === "m" && parts.length === 2) page = await pageVersions(id, parts[1]);
+      else if (parts[0] === "m" && parts.length === 2) page = await pageVersions(id, parts[1], query);
       else if (parts[0] === "v" && parts.length === 3) page = await pageVersion(id, parts[1], parseInt(parts[2], 10));
       else if (parts[0] === "compare") page = await pageCompare(id, query);
       else throw new ApiError(404, "no such page: " + location.hash);
@@ -363,17 +400,23 @@
   }
 
   // ------------------------------------------------------------------ versions page
-  async function pageVersions(id, model) {
+  /** Most metric columns the versions page shows by default (pick others, or ?metrics=a,b). */
+  const DEFAULT_METRIC_COLUMNS = 10;
+
+  async function pageVersions(id, model, query) {
     const [versions, history] = await Promise.all([api(`models/${enc(model)}/versions`), api(`models/${enc(model)}/aliases`)]);
     if (id !== state.routeId) return null;
     document.title = `${model} · modeltrack`;
     setCrumbs([["Models", "#/"], [model, null]]);
     hideBanner();
+    // metric columns as the CLI chooses them: every metric in the order versions first logged
+    // it, full names; ?metrics=a,b (or the picker) chooses which and in what order
     const metricNames = [];
     const seen = new Set();
     for (const v of versions) for (const k of Object.keys(v.metrics || {})) if (!seen.has(k)) { seen.add(k); metricNames.push(k); }
-    metricNames.sort((a, b) => (isValidation(b) - isValidation(a)));
-    const shown = metricNames.slice(0, 6);
+    const asked = query && query.has("metrics") ? query.get("metrics").split(",").map((x) => x.trim()).filter(Boolean) : null;
+    let shown = asked ? [...new Set(asked)] : metricNames.slice(0, DEFAULT_METRIC_COLUMNS);
+    const unknown = shown.filter((n) => !seen.has(n));
     const selected = new Set();
     const counts = {};
     for (const v of versions) counts[v.status] = (counts[v.status] || 0) + 1;
@@ -391,27 +434,62 @@
       location.hash = "#/compare?refs=" + refs.map(enc).join(",");
     });
 
-    const columns = [
-      { label: "", key: "sel", cls: "sel", cell: (v) => h("input", {
+    // Rows are separate grids (so off-screen ones can skip layout), so column widths are
+    // fixed up front: each at least as wide as its header's full name (a very long one wraps).
+    const HEAD_PAD = 18 + 16; // cell padding and the sort arrow
+    const width = (label, base) => Math.max(base, Math.min(280, labelWidth(label) + HEAD_PAD));
+    const fixedColumns = [
+      { col: { label: "", key: "sel", cls: "sel", cell: (v) => h("input", {
         type: "checkbox", class: "pick", "aria-label": `select v${v.version}`, dataset: { version: String(v.version) },
         checked: selected.has(v.version),
         onchange: (e) => { if (e.target.checked) selected.add(v.version); else selected.delete(v.version); updateSelection(); },
-      }) },
-      { label: "Version", key: "version", sort: (v) => v.version, cell: (v) => h("a", { href: versionHref(model, v.version), class: "version-link" }, `v${v.version}`) },
-      { label: "Status", key: "status", sort: (v) => v.status, cell: (v) => statusBadge(v.status) },
-      { label: "Label", key: "label", sort: (v) => v.label, cell: (v) => v.label || "–" },
-      { label: "Created", key: "created", sort: (v) => v.created_at, cell: (v) => h("span", { title: v.created_at || "" }, fmtTime(v.created_at)) },
-      { label: "Duration", key: "duration", sort: (v) => v.duration_s, cls: "num", cell: (v) => fmtDuration(v.duration_s) },
-      { label: "Aliases", key: "aliases", sort: (v) => v.aliases.join(",") || null, cell: (v) => v.aliases.map((a) => chip(a, "alias")) },
-      { label: "Tags", key: "tags", sort: (v) => Object.keys(v.tags || {}).join(",") || null, cell: (v) => Object.entries(v.tags || {}).map(([k, x]) => chip(tagText(k, x), "tag")) },
-      ...shown.map((name) => ({ label: name, key: "m:" + name, cls: "num", sort: (v) => (v.metrics || {})[name], cell: (v) => fmtNum((v.metrics || {})[name]) })),
+      }) }, track: "34px" },
+      { col: { label: "Version", key: "version", sort: (v) => v.version, cell: (v) => h("a", { href: versionHref(model, v.version), class: "version-link" }, `v${v.version}`) }, base: 70 },
+      { col: { label: "Status", key: "status", sort: (v) => v.status, cell: (v) => statusBadge(v.status) }, base: 100 },
+      { col: { label: "Label", key: "label", sort: (v) => v.label, cell: (v) => v.label || "–" }, base: 70 },
+      { col: { label: "Created", key: "created", sort: (v) => v.created_at, cell: (v) => h("span", { title: v.created_at || "" }, fmtTime(v.created_at)) }, base: 172 },
+      { col: { label: "Duration", key: "duration", sort: (v) => v.duration_s, cls: "num", cell: (v) => fmtDuration(v.duration_s) }, base: 90 },
+      { col: { label: "Aliases", key: "aliases", sort: (v) => v.aliases.join(",") || null, cell: (v) => v.aliases.map((a) => chip(a, "alias", a)) }, base: 90, grow: "1fr" },
+      { col: { label: "Tags", key: "tags", sort: (v) => Object.keys(v.tags || {}).join(",") || null, cell: (v) => Object.entries(v.tags || {}).map(([k, x]) => chip(tagText(k, x), "tag", tagText(k, x))) }, base: 110, grow: "1.4fr" },
     ];
-    const table = dataTable({
-      id: "versions-table", columns, rows: versions, sortKey: "version", sortDir: -1,
-      grid: `34px 84px 100px 76px 172px 96px minmax(90px, 1fr) minmax(110px, 1.4fr)${" minmax(80px, 0.8fr)".repeat(shown.length)}`,
-      rowAttrs: (v) => ({ class: `row-${v.status}`, dataset: { version: String(v.version) } }),
-      emptyText: "no version matches",
+    const tableBox = h("div", { class: "table-scroll" });
+    let table = null;
+    function buildTable() {
+      const columns = fixedColumns.map((c) => c.col);
+      const tracks = fixedColumns.map((c) => c.track || (c.grow ? `minmax(${width(c.col.label, c.base)}px, ${c.grow})` : `${width(c.col.label, c.base)}px`));
+      for (const name of shown) {
+        columns.push({ label: name, title: name, key: "m:" + name, cls: "num", sort: (v) => (v.metrics || {})[name], cell: (v) => fmtNum((v.metrics || {})[name]) });
+        tracks.push(`minmax(${width(name, 80)}px, 0.8fr)`);
+      }
+      const old = table;
+      table = dataTable({
+        id: "versions-table", columns, rows: versions, sortKey: "version", sortDir: -1,
+        grid: tracks.join(" "),
+        rowAttrs: (v) => ({ class: `row-${v.status}`, dataset: { version: String(v.version) } }),
+        emptyText: "no version matches",
+      });
+      if (old) applyFilter();
+      tableBox.replaceChildren(table.el);
+    }
+
+    // the metric-column picker: checkboxes in first-logged order; the choice goes into the URL
+    const pickerInfo = h("span", { id: "metric-picker-count" });
+    const boxes = metricNames.map((name) => h("label", { class: "pick-metric", title: name },
+      h("input", { type: "checkbox", value: name, checked: shown.includes(name), dataset: { metric: name } }), " ", name));
+    const setInfo = () => { pickerInfo.textContent = `Metric columns: ${shown.length} of ${metricNames.length}`; };
+    const picker = h("details", { class: "metric-picker", id: "metric-picker" }, h("summary", null, pickerInfo),
+      h("div", { class: "picker-list" }, boxes.length ? boxes : h("span", { class: "muted" }, "no metrics logged")));
+    picker.addEventListener("change", () => {
+      const on = new Set(boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value));
+      shown = [...shown.filter((n) => on.has(n)), ...metricNames.filter((n) => on.has(n) && !shown.includes(n))];
+      const all = shown.length === Math.min(metricNames.length, DEFAULT_METRIC_COLUMNS) && shown.every((n, i) => n === metricNames[i]);
+      const hash = `#/m/${enc(model)}` + (all ? "" : `?metrics=${shown.map(enc).join(",")}`);
+      history.replaceState(null, "", location.pathname + location.search + hash);
+      setInfo();
+      buildTable();
     });
+    setInfo();
+
     const filter = h("input", { type: "search", id: "version-filter", class: "search", placeholder: "Filter: v12, tag, alias, label…", "aria-label": "filter versions" });
     const statusSel = h("select", { id: "status-filter", "aria-label": "status" },
       h("option", { value: "" }, "any status"),
@@ -428,6 +506,7 @@
     }
     filter.addEventListener("input", applyFilter);
     statusSel.addEventListener("change", applyFilter);
+    buildTable();
 
     const aliasNow = {};
     for (const v of versions) for (const a of v.aliases) aliasNow[a] = v.version;
@@ -436,8 +515,9 @@
       h("div", { class: "page-head" }, h("h1", null, model), h("span", { class: "muted", id: "version-count" }, `${versions.length} versions`), summary,
         Object.entries(aliasNow).map(([a, n]) => h("a", { href: versionHref(model, n), class: "chip alias" }, `${a} → v${n}`))),
       h("section", { class: "card" },
-        h("div", { class: "toolbar" }, filter, statusSel, h("span", { class: "spacer" }), selInfo, compareBtn),
-        h("div", { class: "table-scroll" }, table.el)),
+        h("div", { class: "toolbar" }, filter, statusSel, picker, h("span", { class: "spacer" }), selInfo, compareBtn),
+        unknown.length ? h("p", { class: "muted", id: "unknown-metrics" }, `no version has ${unknown.length === 1 ? "metric" : "metrics"} ${unknown.join(", ")}; metrics logged: ${metricNames.join(", ") || "none"}`) : null,
+        tableBox),
       aliasHistoryCard(model, history, null));
     return "versions";
   }
@@ -455,10 +535,33 @@
         { label: "Action", key: "action", cell: (e) => e.action || "set" },
         { label: "From", key: "from", cell: (e) => e.from ? h("a", { href: versionHref(model, e.from) }, `v${e.from}`) : "–" },
         { label: "To", key: "to", cell: (e) => e.to ? h("a", { href: versionHref(model, e.to) }, `v${e.to}`) : "(removed)" },
+        { label: "By", key: "actor", cell: (e) => actorText(e.actor) },
         { label: "Reason", key: "reason", cell: (e) => e.reason || "" },
       ],
     });
     return section("Alias history", h("div", { class: "table-scroll short" }, t.el));
+  }
+
+  /** Who made a change (user@host, MODELTRACK_ACTOR or the CI's actor); older stores have none. */
+  function actorText(actor) {
+    return actor ? h("span", { class: "actor", title: actor }, actor) : h("span", { class: "muted", title: "recorded before changes named who made them" }, "–");
+  }
+
+  function tagHistoryCard(events) {
+    if (!events || !events.length) return section("Tag history", empty("no tag changes"));
+    const rows = [...events].reverse();
+    const t = dataTable({
+      id: "tag-history", rows,
+      columns: [
+        { label: "Time", key: "time", cell: (e) => fmtTime(e.time) },
+        { label: "Change", key: "change", cell: (e) => [
+          Object.entries(e.set || {}).map(([k, v]) => chip(`+ ${tagText(k, v)}`, "tag", `set ${tagText(k, v)}`)),
+          (e.remove || []).map((k) => chip(`− ${k}`, "", `removed ${k}`)),
+        ] },
+        { label: "By", key: "actor", cell: (e) => actorText(e.actor) },
+      ],
+    });
+    return section("Tag history", h("div", { class: "table-scroll short" }, t.el));
   }
 
   // ------------------------------------------------------------------ version page
@@ -482,6 +585,7 @@
 
     const overview = section("Overview", kv([
       ["Created", h("span", { title: rec.created_at || "" }, fmtTime(rec.created_at))],
+      ["Created by", h("span", { id: "version-actor" }, actorText(rec.actor))],
       ["Finished", fmtTime(rec.finished_at)],
       ["Duration", h("span", { id: "duration" }, fmtDuration(rec.duration_s))],
       ["Framework", rec.framework || "–"],
@@ -492,7 +596,7 @@
 
     const chartsBox = h("div", { class: "charts", id: "version-charts" });
     const metricsTable = h("div", { id: "metric-summary" });
-    const metricsCard = section("Metrics", metricsTable, chartsBox);
+    const metricsCard = section("Metrics", metricsTable, Object.keys(series.metrics).length ? MTChart.controls() : null, chartsBox);
 
     const paramRows = Object.entries(rec.params || {});
     const paramFilter = h("input", { type: "search", class: "search small", placeholder: "filter params", "aria-label": "filter params" });
@@ -500,7 +604,7 @@
       id: "params-table", rows: paramRows, sortKey: "name",
       columns: [
         { label: "Param", key: "name", sort: (r) => r[0], cell: (r) => h("code", null, r[0]) },
-        { label: "Value", key: "value", cell: (r) => h("span", { class: "value" }, fmtValue(r[1])) },
+        { label: "Value", key: "value", cell: (r) => longValue(fmtValue(r[1])) },
       ],
       emptyText: "no params recorded",
     });
@@ -513,7 +617,7 @@
     const page = h("div", { class: "version-page" }, head,
       h("div", { class: "cols" },
         h("div", { class: "col-main" }, overview, metricsCard, params, environmentCard(rec), dataCard(rec), artifactsCard(rec, model, number),
-          aliasHistoryCard(model, rec.alias_history, number)),
+          aliasHistoryCard(model, rec.alias_history, number), tagHistoryCard(rec.tag_history)),
         h("div", { class: "col-side" }, actionsCard(rec, model, number), notesCard(rec, model, number), changelogCard(rec))));
     main.replaceChildren(page);
 
@@ -560,18 +664,18 @@
     for (const [key, members] of groups) {
       let chart = charts.get(key);
       if (!chart) {
-        chart = new LineChart(box, { title: key, height: 220, id: key });
+        chart = new LineChart(box, { title: key, height: 280, id: key });
         charts.set(key, chart);
       }
       const items = members.map((name, j) => ({
         label: name, s: series.metrics[name], dash: isValidation(name) && members.length > 1,
-        color: PALETTE[(i + j) % PALETTE.length],
+        color: color(i + j),
       }));
       i += members.length;
       const { series: lines, xLabel } = chartSeries(items);
       chart.setData(lines, xLabel);
     }
-    box.dataset.points = String([...charts.values()].reduce((a, c) => a + Number(c.canvas.dataset.points || 0), 0));
+    box.dataset.points = String([...charts.values()].reduce((a, c) => a + Number(c.root.dataset.points || 0), 0));
   }
 
   function environmentCard(rec) {
@@ -651,15 +755,16 @@
         `models/${enc(model)}/aliases`, { alias, version: number }, `${alias} → v${number}`);
     });
 
-    const history = rec.alias_history || [];
+    // a rollback walks back through the alias's holders (the server says where it goes)
+    const targets = rec.rollbacks || {};
     const rollbacks = Object.entries(aliases).map(([alias, holder]) => {
-      const last = [...history].reverse().find((e) => e.alias === alias);
-      if (!last || !last.from) return null;
+      const back = targets[alias];
+      if (!back) return null;
       return h("button", {
         type: "button", class: "btn", dataset: { alias }, id: `rollback-${alias}`,
-        onclick: () => act(`Roll back ${alias}?`, [`${model}@${alias} points at v${holder}; it will point back at v${last.from}, its previous holder.`],
-          `models/${enc(model)}/aliases/${enc(alias)}/rollback`, {}, `${alias} rolled back to v${last.from}`),
-      }, `Roll back ${alias} (v${holder} → v${last.from})`);
+        onclick: () => act(`Roll back ${alias}?`, [`${model}@${alias} points at v${holder}; it will point back at v${back}, the holder before it.`],
+          `models/${enc(model)}/aliases/${enc(alias)}/rollback`, {}, `${alias} rolled back to v${back}`),
+      }, `Roll back ${alias} (v${holder} → v${back})`);
     }).filter(Boolean);
 
     const removals = rec.aliases.map((alias) => h("button", {
@@ -708,7 +813,10 @@
       act(`Save notes of v${number}?`, [text.trim() ? `Replace the notes of ${model}@v${number} (${text.length} characters).` : `Clear the notes of ${model}@v${number}.`],
         `versions/${enc(model)}/${number}/notes`, { text: text.trim() ? text : null }, "notes saved");
     });
-    return section("Notes", rec.notes ? view : h("p", { class: "muted", id: "notes-text" }, "no notes yet"), area, h("div", { class: "row" }, save));
+    const by = rec.notes && (rec.notes_actor || rec.notes_time)
+      ? h("p", { class: "muted", id: "notes-by" }, "saved", rec.notes_time ? ` ${fmtTime(rec.notes_time)}` : "", rec.notes_actor ? [" by ", actorText(rec.notes_actor)] : "")
+      : null;
+    return section("Notes", rec.notes ? view : h("p", { class: "muted", id: "notes-text" }, "no notes yet"), by, area, h("div", { class: "row" }, save));
   }
 
   function changeList(ch) {
@@ -756,9 +864,10 @@
     document.title = `Compare ${vs.map(refOf).join(", ")} · modeltrack`;
     setCrumbs([["Models", "#/"], ...(models.length === 1 ? [[models[0], modelHref(models[0])]] : []), ["Compare", null]]);
     hideBanner();
-    const color = (i) => PALETTE[i % PALETTE.length];
 
-    const headerCells = (withBase) => vs.map((v, i) => h("th", { class: "vcol" }, h("span", { class: "swatch" , dataset: { i: String(i) } }), refOf(v), withBase && i === 0 ? h("span", { class: "muted" }, " (base)") : null));
+    const headerCells = (withBase) => vs.map((v, i) => h("th", { class: "vcol", title: `${v.model}@v${v.version}` + (withBase && i === 0 ? " (base)" : "") }, h("span", { class: "swatch" , dataset: { i: String(i) } }), refOf(v), withBase && i === 0 ? h("span", { class: "muted" }, " (base)") : null));
+    // Every compared version stays on screen: fixed column widths, long values wrap or clip.
+    const cols = () => h("colgroup", null, h("col", { class: "name-col" }), vs.map(() => h("col", { class: "v-col" })));
     const paintSwatches = (root) => root.querySelectorAll(".swatch[data-i]").forEach((s) => { s.style.borderColor = color(+s.dataset.i); });
 
     // cards per version
@@ -766,7 +875,8 @@
       h("span", { class: "swatch", dataset: { i: String(i) } }),
       h("strong", null, `${v.model}@v${v.version}`), statusBadge(v.status),
       v.label ? chip(v.label, "label") : null, v.aliases.map((a) => chip(a, "alias")),
-      h("span", { class: "muted" }, fmtTime(v.created_at)))));
+      h("span", { class: "muted" }, fmtTime(v.created_at)),
+      v.actor ? h("span", { class: "muted actor", title: `created by ${v.actor}` }, `by ${v.actor}`) : null)));
 
     // summary metrics with best marked
     const names = [];
@@ -778,11 +888,11 @@
       const finite = vals.filter((x) => typeof x === "number" && Number.isFinite(x));
       const allSame = finite.every((x) => x === finite[0]);
       const best = goal && finite.length > 1 && !allSame ? (goal === "min" ? Math.min(...finite) : Math.max(...finite)) : null;
-      return h("tr", { dataset: { metric: name } }, h("th", { scope: "row" }, h("code", null, name), goal ? h("span", { class: "muted" }, ` (${goal})`) : null),
+      return h("tr", { dataset: { metric: name } }, h("th", { scope: "row", title: name }, h("code", null, name), goal ? h("span", { class: "muted" }, ` (${goal})`) : null),
         vals.map((x) => h("td", { class: "num" + (best !== null && x === best ? " best" : "") , title: best !== null && x === best ? "best" : null },
           fmtNum(x), best !== null && x === best ? " ★" : null)));
     });
-    const metricsTable = h("table", { class: "grid compare", id: "compare-metrics" }, h("thead", null, h("tr", null, h("th", null, "Metric (last value)"), headerCells(false))), h("tbody", null, mBody));
+    const metricsTable = h("table", { class: "grid compare", id: "compare-metrics" }, cols(), h("thead", null, h("tr", null, h("th", null, "Metric (last value)"), headerCells(false))), h("tbody", null, mBody));
 
     // params side by side
     const pkeys = [];
@@ -795,12 +905,12 @@
       const vals = vs.map((v) => (k in (v.params || {}) ? fmtValue(v.params[k]) : null));
       const differs = vals.some((x) => x !== vals[0]);
       if (differs) nDiff++;
-      return h("tr", { class: differs ? "differs" : "same", dataset: { param: k } }, h("th", { scope: "row" }, h("code", null, k)),
-        vals.map((x, i) => h("td", { class: (i > 0 && x !== vals[0] ? "changed" : "") + (x === null ? " absent" : "") }, x === null ? "—" : x)));
+      return h("tr", { class: differs ? "differs" : "same", dataset: { param: k } }, h("th", { scope: "row", title: k }, h("code", null, k)),
+        vals.map((x, i) => h("td", { class: (i > 0 && x !== vals[0] ? "changed" : "") + (x === null ? " absent" : "") }, x === null ? "—" : longValue(x))));
     });
     add(pBody, [pRows]);
     only.addEventListener("change", () => pBody.classList.toggle("only-diff", only.checked));
-    const paramsTable = h("table", { class: "grid compare", id: "compare-params" }, h("thead", null, h("tr", null, h("th", null, "Param"), headerCells(true))), pBody);
+    const paramsTable = h("table", { class: "grid compare", id: "compare-params" }, cols(), h("thead", null, h("tr", null, h("th", null, "Param"), headerCells(true))), pBody);
 
     // data, code, packages
     const dnames = [];
@@ -832,7 +942,7 @@
       if (vals.every((x) => x === vals[0])) return null;
       return h("tr", { class: "differs" }, h("th", { scope: "row" }, name), vals.map((x, i) => h("td", { class: i > 0 && x !== vals[0] ? "changed" : "" }, x || "—")));
     }).filter(Boolean);
-    const changesTable = h("table", { class: "grid compare", id: "compare-changes" },
+    const changesTable = h("table", { class: "grid compare", id: "compare-changes" }, cols(),
       h("thead", null, h("tr", null, h("th", null, ""), headerCells(true))),
       h("tbody", null,
         h("tr", { class: "group" }, h("th", { colspan: String(vs.length + 1) }, "Data fingerprints")),
@@ -865,7 +975,7 @@
       cards,
       section("Changes against the base", diffSummary),
       section("Metrics", h("div", { class: "table-scroll" }, metricsTable)),
-      h("section", { class: "card" }, h("div", { class: "toolbar" }, h("h2", null, "Curves"), h("span", { class: "spacer" }), metricSel), chartsBox),
+      h("section", { class: "card" }, h("div", { class: "toolbar" }, h("h2", null, "Curves"), MTChart.controls(), h("span", { class: "spacer" }), metricSel), chartsBox),
       h("section", { class: "card" }, h("div", { class: "toolbar" }, h("h2", null, "Params"), h("span", { class: "muted" }, `${nDiff} of ${pkeys.length} differ`), h("span", { class: "spacer" }),
         h("label", null, only, " only differences")), h("div", { class: "table-scroll" }, paramsTable)),
       section("Data, code and packages", h("div", { class: "table-scroll" }, changesTable)));
@@ -876,16 +986,17 @@
       chartsBox.replaceChildren();
       charts.length = 0;
       const chosen = metricSel.value ? [metricSel.value] : names;
+      chartsBox.classList.toggle("single", chosen.length === 1);
       for (const name of chosen) {
         const items = [];
         list.forEach((s, i) => { if (s.metrics[name]) items.push({ label: refOf(vs[i]), s: s.metrics[name], color: color(i) }); });
         if (!items.length) continue;
-        const chart = new LineChart(chartsBox, { title: name, height: chosen.length === 1 ? 340 : 240, id: name });
+        const chart = new LineChart(chartsBox, { title: name, height: chosen.length === 1 ? 440 : 300, id: name });
         const { series, xLabel } = chartSeries(items);
         chart.setData(series, xLabel);
         charts.push(chart);
       }
-      chartsBox.dataset.points = String(charts.reduce((a, c) => a + Number(c.canvas.dataset.points || 0), 0));
+      chartsBox.dataset.points = String(charts.reduce((a, c) => a + Number(c.root.dataset.points || 0), 0));
     };
     let latest = seriesList;
     drawCharts(latest);

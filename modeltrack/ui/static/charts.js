@@ -1,41 +1,45 @@
-/* modeltrack line charts on <canvas>: no dependencies.
+/* modeltrack line charts, drawn by uPlot (bundled in static/vendor/uplot, MIT; see its LICENSE).
  *
- * const c = new MTChart.LineChart(parentElement, {title: "loss", height: 260});
- * c.setData([{label: "train_loss", color: "#4269d0", xs: [0, 1], ys: [0.9, 0.5]}], "epoch");
+ * const c = new MTChart.LineChart(parentElement, {title: "loss", height: 300, id: "loss"});
+ * c.setData([{label: "v1", color: info.palette[0], xs: [0, 1], ys: [0.9, 0.5], epochs: [0, 1]}], "epoch");
  *
+ * Drag across a chart to zoom into that range of x (the y axis follows what is shown);
+ * double-click resets. Hovering shows the x value (and the epoch, on a step axis) and each
+ * line's value at that point. MTChart.controls() builds the page's smoothing slider (an
+ * exponential moving average, debiased like TensorBoard's; the raw line stays, faded) and
+ * log-scale switch; they apply to every chart and are remembered (localStorage).
+ *
+ * Colours are given by the caller (the server's palette, the same as `modeltrack plot`).
  * Labels are set with textContent only. Null y values break the line (NaN/inf in the store).
- * The canvas carries data-points (points drawn) and data-series (lines drawn) for tests.
+ * Each <figure> carries, for tests: data-points (points drawn), data-series (lines shown),
+ * data-draw-ms, data-x-min / data-x-max (the x range shown), data-log and data-smoothing.
  */
 "use strict";
 
 const MTChart = (() => {
-  const PALETTE = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e", "#9498a0"];
   const charts = new Set();
-  let resizeTimer = 0;
+  const STORAGE_KEY = "modeltrack-charts";
+  const settings = { smoothing: 0, log: false };
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "{}");
+    const s = Number(saved.smoothing);
+    if (Number.isFinite(s) && s >= 0 && s < 1) settings.smoothing = s;
+    settings.log = saved.log === true;
+  } catch (_) { /* unreadable settings: keep the defaults */ }
 
+  let resizeTimer = 0;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => {
-      for (const c of [...charts]) {
-        if (!document.body.contains(c.root)) charts.delete(c);
-        else c.draw();
-      }
-    }, 120);
+    resizeTimer = setTimeout(() => { for (const c of live()) c.resize(); }, 100);
   });
 
-  function niceStep(span, target) {
-    const raw = span / Math.max(1, target);
-    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    const norm = raw / mag;
-    const nice = norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10;
-    return nice * mag;
-  }
-
-  function ticks(lo, hi, target) {
-    if (!(hi > lo)) return [lo];
-    const step = niceStep(hi - lo, target);
+  /** Charts still on the page; the others are destroyed (uPlot listens on window). */
+  function live() {
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+    for (const c of [...charts]) {
+      if (document.body.contains(c.root)) out.push(c);
+      else { c.destroy(); charts.delete(c); }
+    }
     return out;
   }
 
@@ -48,52 +52,89 @@ const MTChart = (() => {
     return String(Number(v.toPrecision(4)));
   }
 
+  const finite = (v) => v !== null && v !== undefined && Number.isFinite(v);
+
+  /**
+   * Exponential moving average debiased as in TensorBoard: s_i = w·s_{i-1} + (1-w)·v_i,
+   * divided by 1-w^n so the start is not pulled towards 0. Gaps (null) and alignment holes
+   * (undefined) are kept as they are and skipped.
+   */
+  function ema(ys, w) {
+    if (!(w > 0)) return ys;
+    const out = new Array(ys.length);
+    let last = 0, wn = 1;
+    for (let i = 0; i < ys.length; i++) {
+      const v = ys[i];
+      if (!finite(v)) { out[i] = v; continue; }
+      last = last * w + (1 - w) * v;
+      wn *= w;
+      out[i] = last / (1 - wn);
+    }
+    return out;
+  }
+
+  /** The y range of a linear axis: what is shown plus 5 % (a flat line gets ±10 % of its value). */
+  function padRange(u, min, max) {
+    if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+    if (max === min) { const d = Math.abs(min) * 0.1 || 1; return [min - d, max + d]; }
+    const pad = (max - min) * 0.05;
+    return [min - pad, max + pad];
+  }
+
+  const INT_INCRS = [];
+  for (let m = 1; m <= 1e15; m *= 10) INT_INCRS.push(m, 2 * m, 5 * m);
+
+  function cssVar(name, fallback) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  }
+
   class LineChart {
     /**
      * @param {HTMLElement} parent where the chart is appended
      * @param {{title?: string, height?: number, id?: string}} opts
      */
     constructor(parent, opts = {}) {
+      live();
       this.opts = opts;
       this.series = [];
       this.hidden = new Set();
       this.xLabel = "step";
+      this.u = null;
+      this.shape = "";
+      this.zoomed = false;
       this.root = document.createElement("figure");
       this.root.className = "chart";
       if (opts.id) this.root.dataset.chart = opts.id;
       if (opts.title) {
         const cap = document.createElement("figcaption");
         cap.textContent = opts.title;
+        cap.title = opts.title;
         this.root.append(cap);
       }
       this.box = document.createElement("div");
       this.box.className = "chart-box";
-      this.canvas = document.createElement("canvas");
-      this.overlay = document.createElement("canvas");
-      this.overlay.className = "chart-overlay";
+      this.plot = document.createElement("div");
+      this.plot.className = "chart-plot";
+      this.empty = document.createElement("div");
+      this.empty.className = "chart-empty muted";
+      this.empty.hidden = true;
       this.tip = document.createElement("div");
       this.tip.className = "chart-tip";
       this.tip.hidden = true;
-      this.box.append(this.canvas, this.overlay, this.tip);
+      this.box.append(this.plot, this.empty, this.tip);
       this.legend = document.createElement("div");
       this.legend.className = "chart-legend";
       this.root.append(this.box, this.legend);
       parent.append(this.root);
-      this.overlay.addEventListener("mousemove", (e) => this.hover(e));
-      this.overlay.addEventListener("mouseleave", () => this.clearHover());
       charts.add(this);
     }
 
     /**
-     * @param {{label: string, color: string, xs: number[], ys: (number|null)[], dash?: boolean}[]} series
+     * @param {{label: string, color: string, xs: number[], ys: (number|null)[], epochs?: (number|null)[], dash?: boolean}[]} series
      * @param {string} xLabel
      */
     setData(series, xLabel) {
-      this.series = series.map((s) => {
-        let sorted = true;
-        for (let i = 1; i < s.xs.length; i++) if (s.xs[i] < s.xs[i - 1]) { sorted = false; break; }
-        return { ...s, sorted };
-      });
+      this.series = series;
       if (xLabel) this.xLabel = xLabel;
       this.renderLegend();
       this.draw();
@@ -110,12 +151,12 @@ const MTChart = (() => {
         const text = document.createElement("span");
         text.textContent = s.label;
         item.append(sw, text);
-        item.title = "show or hide";
+        item.title = `show or hide ${s.label}`;
         item.addEventListener("click", () => {
           if (this.hidden.has(s.label)) this.hidden.delete(s.label);
           else this.hidden.add(s.label);
-          item.classList.toggle("off");
-          this.draw();
+          item.classList.toggle("off", this.hidden.has(s.label));
+          this.applyHidden();
         });
         item.dataset.index = String(i);
         return item;
@@ -123,193 +164,261 @@ const MTChart = (() => {
       this.legend.replaceChildren(...items);
     }
 
-    bounds() {
-      let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-      for (const s of this.series) {
-        if (this.hidden.has(s.label)) continue;
-        const xs = s.xs, ys = s.ys;
-        for (let i = 0; i < xs.length; i++) {
-          const y = ys[i];
-          if (y === null || !Number.isFinite(y)) continue;
-          const x = xs[i];
-          if (x < x0) x0 = x;
-          if (x > x1) x1 = x;
-          if (y < y0) y0 = y;
-          if (y > y1) y1 = y;
-        }
+    width() { return Math.max(200, Math.floor(this.box.clientWidth || 600)); }
+    height() { return this.opts.height || 300; }
+
+    resize() {
+      if (this.u) this.u.setSize({ width: this.width(), height: this.height() });
+    }
+
+    destroy() {
+      if (this.u) { this.u.destroy(); this.u = null; }
+    }
+
+    /** Align every series on one x axis (uPlot's data shape), then apply log and smoothing. */
+    prepare() {
+      const n = this.series.length;
+      const tables = this.series.map((s) => [s.xs, s.ys, s.epochs || new Array(s.xs.length).fill(null)]);
+      const joined = n ? uPlot.join(tables) : [[]];
+      const X = joined[0];
+      let ys = [], epochs = [];
+      for (let i = 0; i < n; i++) { ys.push(joined[1 + 2 * i]); epochs.push(joined[2 + 2 * i]); }
+      let log = settings.log;
+      if (log) {
+        const positive = ys.some((a) => a.some((v) => finite(v) && v > 0));
+        if (positive) ys = ys.map((a) => a.map((v) => (v === undefined ? undefined : finite(v) && v > 0 ? v : null)));
+        else log = false; // nothing a log axis could show
       }
-      if (x0 === Infinity) return null;
-      if (x1 === x0) { x0 -= 1; x1 += 1; }
-      if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 1; y0 -= d; y1 += d; }
-      const pad = (y1 - y0) * 0.05;
-      return { x0, x1, y0: y0 - pad, y1: y1 + pad };
+      const w = settings.smoothing;
+      const smooth = w > 0 ? ys.map((a) => ema(a, w)) : null;
+      return { X, ys, epochs, smooth, log, w };
     }
 
     draw() {
       const t0 = performance.now();
-      const dpr = window.devicePixelRatio || 1;
-      const w = Math.max(200, this.box.clientWidth || 600);
-      const h = this.opts.height || 240;
-      for (const c of [this.canvas, this.overlay]) {
-        c.width = Math.round(w * dpr);
-        c.height = Math.round(h * dpr);
-        c.style.width = w + "px";
-        c.style.height = h + "px";
-      }
-      const ctx = this.canvas.getContext("2d");
-      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.clearRect(0, 0, w, h);
-      const m = { l: 58, r: 14, t: 10, b: 34 };
-      this.frame = { w, h, m, dpr };
-      const b = this.bounds();
-      this.b = b;
-      const style = getComputedStyle(document.documentElement);
-      const ink = style.getPropertyValue("--ink-2").trim() || "#555";
-      const grid = style.getPropertyValue("--grid").trim() || "#e5e5e5";
-      ctx.font = "11px system-ui, sans-serif";
-      if (!b) {
-        ctx.fillStyle = ink;
-        ctx.textAlign = "center";
-        ctx.fillText("no points yet", w / 2, h / 2);
-        this.canvas.dataset.points = "0";
-        this.canvas.dataset.series = "0";
+      const d = this.prepare();
+      this.d = d;
+      const n = this.series.length;
+      let points = 0;
+      for (const a of d.ys) for (const v of a) if (finite(v)) points++;
+      this.root.dataset.log = d.log ? "1" : "0";
+      this.root.dataset.smoothing = String(d.w);
+      if (!points) {
+        this.destroy();
+        this.shape = "";
+        this.empty.textContent = "no points yet";
+        this.empty.hidden = false;
+        this.plot.hidden = true;
+        this.root.dataset.points = "0";
+        this.root.dataset.series = "0";
+        this.root.dataset.drawMs = (performance.now() - t0).toFixed(1);
         return;
       }
-      const pw = w - m.l - m.r, ph = h - m.t - m.b;
-      const sx = pw / (b.x1 - b.x0), sy = ph / (b.y1 - b.y0);
-      const X = (x) => m.l + (x - b.x0) * sx;
-      const Y = (y) => m.t + ph - (y - b.y0) * sy;
-      this.X = X; this.Y = Y;
-      this.invX = (px) => b.x0 + (px - m.l) / sx;
-
-      ctx.strokeStyle = grid;
-      ctx.lineWidth = 1;
-      ctx.fillStyle = ink;
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
-      for (const v of ticks(b.y0, b.y1, Math.max(2, Math.floor(ph / 40)))) {
-        const y = Math.round(Y(v)) + 0.5;
-        ctx.beginPath(); ctx.moveTo(m.l, y); ctx.lineTo(m.l + pw, y); ctx.stroke();
-        ctx.fillText(fmt(v), m.l - 6, y);
+      this.empty.hidden = true;
+      this.plot.hidden = false;
+      const data = [d.X, ...d.ys, ...(d.smooth || [])];
+      const shape = JSON.stringify([this.series.map((s) => [s.label, s.color, !!s.dash]), this.xLabel, d.log, !!d.smooth, this.height()]);
+      if (this.u && shape === this.shape) {
+        this.u.setData(data, !this.zoomed); // a live update keeps the user's zoom
+      } else {
+        this.destroy();
+        this.zoomed = false;
+        this.shape = shape;
+        this.u = new uPlot(this.options(d), data, this.plot);
       }
-      ctx.textAlign = "center";
-      ctx.textBaseline = "top";
+      this.applyHidden(false);
+      let shown = 0;
+      for (let i = 0; i < n; i++) if (!this.hidden.has(this.series[i].label)) shown++;
+      this.root.dataset.points = String(this.countPoints());
+      this.root.dataset.series = String(shown);
+      this.root.dataset.drawMs = (performance.now() - t0).toFixed(1);
+      this.noteScale();
+    }
+
+    countPoints() {
+      let points = 0;
+      this.series.forEach((s, i) => {
+        if (this.hidden.has(s.label)) return;
+        for (const v of this.d.ys[i]) if (finite(v)) points++;
+      });
+      return points;
+    }
+
+    options(d) {
+      const ink = cssVar("--ink-2", "#5b6474");
+      const grid = cssVar("--grid", "#eceef2");
+      const font = "11px system-ui, sans-serif";
       const integerX = this.series.every((s) => s.xs.every(Number.isInteger));
-      for (const v of ticks(b.x0, b.x1, Math.max(2, Math.floor(pw / 80)))) {
-        if (integerX && !Number.isInteger(v)) continue;
-        const x = Math.round(X(v)) + 0.5;
-        ctx.beginPath(); ctx.moveTo(x, m.t); ctx.lineTo(x, m.t + ph); ctx.stroke();
-        ctx.fillText(fmt(v), x, m.t + ph + 5);
-      }
-      ctx.fillText(this.xLabel, m.l + pw / 2, h - 13);
-
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(m.l, m.t, pw, ph);
-      ctx.clip();
-      let points = 0, lines = 0;
-      for (const s of this.series) {
-        if (this.hidden.has(s.label)) continue;
-        const xs = s.xs, ys = s.ys, n = xs.length;
-        ctx.strokeStyle = s.color;
-        ctx.lineWidth = s.width || 1.6;
-        ctx.setLineDash(s.dash ? [5, 4] : []);
-        ctx.beginPath();
-        let pen = false;
-        for (let i = 0; i < n; i++) {
-          const y = ys[i];
-          if (y === null || !Number.isFinite(y)) { pen = false; continue; }
-          const px = X(xs[i]), py = Y(y);
-          if (pen) ctx.lineTo(px, py); else { ctx.moveTo(px, py); pen = true; }
-          points++;
-        }
-        ctx.stroke();
-        if (n <= 60) {
-          ctx.setLineDash([]);
-          ctx.fillStyle = s.color;
-          for (let i = 0; i < n; i++) {
-            const y = ys[i];
-            if (y === null || !Number.isFinite(y)) continue;
-            ctx.beginPath();
-            ctx.arc(X(xs[i]), Y(y), 2.2, 0, Math.PI * 2);
-            ctx.fill();
-          }
-        }
-        lines++;
-      }
-      ctx.restore();
-      ctx.setLineDash([]);
-      ctx.strokeStyle = ink;
-      ctx.strokeRect(m.l + 0.5, m.t + 0.5, pw, ph);
-      this.canvas.dataset.points = String(points);
-      this.canvas.dataset.series = String(lines);
-      this.canvas.dataset.drawMs = (performance.now() - t0).toFixed(1);
+      const many = d.X.length > 60;
+      const line = (s, faded) => ({
+        label: s.label,
+        stroke: faded ? s.color + "55" : s.color,
+        width: faded ? 1 : 1.6,
+        dash: s.dash ? [5, 4] : undefined,
+        spanGaps: false,
+        points: { show: !many && !faded, size: 5, fill: s.color, stroke: s.color },
+      });
+      const series = [{ label: this.xLabel }];
+      for (const s of this.series) series.push(line(s, !!d.smooth));
+      if (d.smooth) for (const s of this.series) series.push({ ...line(s, false), label: s.label + " (smoothed)" });
+      const axis = (extra) => ({
+        stroke: ink, font, labelFont: font,
+        grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 },
+        values: (u, splits) => splits.map(fmt),
+        ...extra,
+      });
+      return {
+        width: this.width(),
+        height: this.height(),
+        legend: { show: false },
+        scales: { x: { time: false }, y: d.log ? { distr: 3, log: 10 } : { distr: 1, range: padRange } },
+        axes: [
+          axis({ label: this.xLabel, labelSize: 18, size: 36, ...(integerX ? { incrs: INT_INCRS } : {}) }),
+          axis({ size: 62 }),
+        ],
+        series,
+        cursor: {
+          drag: { x: true, y: false, setScale: true },
+          points: { size: 7 },
+          focus: { prox: -1 },
+        },
+        hooks: {
+          setCursor: [(u) => this.hover(u)],
+          setScale: [(u, key) => { if (key === "x") this.noteScale(); }],
+        },
+      };
     }
 
-    nearest(s, x) {
-      const xs = s.xs;
-      if (!xs.length) return -1;
-      if (!s.sorted) {
-        let best = -1, bd = Infinity;
-        for (let i = 0; i < xs.length; i++) { const d = Math.abs(xs[i] - x); if (d < bd) { bd = d; best = i; } }
-        return best;
+    applyHidden(count = true) {
+      if (!this.u) return;
+      const n = this.series.length;
+      this.series.forEach((s, i) => {
+        const show = !this.hidden.has(s.label);
+        if (this.u.series[1 + i].show !== show) this.u.setSeries(1 + i, { show });
+        if (this.d.smooth && this.u.series[1 + n + i].show !== show) this.u.setSeries(1 + n + i, { show });
+      });
+      if (count) {
+        this.root.dataset.points = String(this.countPoints());
+        this.root.dataset.series = String(this.series.filter((s) => !this.hidden.has(s.label)).length);
       }
-      let lo = 0, hi = xs.length - 1;
-      while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (xs[mid] < x) lo = mid; else hi = mid; }
-      return Math.abs(xs[lo] - x) <= Math.abs(xs[hi] - x) ? lo : hi;
     }
 
-    hover(e) {
-      if (!this.b) return;
-      const rect = this.overlay.getBoundingClientRect();
-      const px = e.clientX - rect.left;
-      const { w, h, m, dpr } = this.frame;
-      if (px < m.l || px > w - m.r) { this.clearHover(); return; }
-      const x = this.invX(px);
-      const ctx = this.overlay.getContext("2d");
-      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.clearRect(0, 0, w, h);
-      ctx.strokeStyle = "rgba(0,0,0,0.35)";
-      ctx.beginPath(); ctx.moveTo(px + 0.5, m.t); ctx.lineTo(px + 0.5, h - m.b); ctx.stroke();
+    noteScale() {
+      if (!this.u || !this.d) return;
+      const { min, max } = this.u.scales.x;
+      const X = this.d.X;
+      if (min === null || min === undefined) return;
+      this.zoomed = X.length > 0 && (min > X[0] || max < X[X.length - 1]);
+      this.root.dataset.xMin = String(min);
+      this.root.dataset.xMax = String(max);
+      this.root.dataset.zoomed = this.zoomed ? "1" : "0";
+    }
+
+    hover(u) {
+      const idx = u.cursor.idx;
+      if (idx === null || idx === undefined || !this.d) { this.tip.hidden = true; return; }
+      const d = this.d, n = this.series.length;
+      const idxs = u.cursor.idxs || [];
       const rows = [];
-      let shownX = null;
-      for (const s of this.series) {
-        if (this.hidden.has(s.label)) continue;
-        const i = this.nearest(s, x);
-        if (i < 0) continue;
-        const y = s.ys[i];
-        if (shownX === null) shownX = s.xs[i];
-        rows.push([s.color, s.label, y]);
-        if (y !== null && Number.isFinite(y)) {
-          ctx.fillStyle = s.color;
-          ctx.beginPath(); ctx.arc(this.X(s.xs[i]), this.Y(y), 3.5, 0, Math.PI * 2); ctx.fill();
-        }
-      }
+      let epoch = null;
+      this.series.forEach((s, i) => {
+        if (this.hidden.has(s.label)) return;
+        const si = d.smooth ? 1 + n + i : 1 + i;
+        const j = idxs[si] ?? idxs[1 + i] ?? idx;
+        if (j === null || j === undefined) return;
+        const raw = d.ys[i][j];
+        const value = d.smooth ? d.smooth[i][j] : raw;
+        if (value === undefined) return;
+        if (epoch === null && finite(d.epochs[i][j])) epoch = d.epochs[i][j];
+        rows.push({ color: s.color, label: s.label, value, raw, x: d.X[j] });
+      });
+      if (!rows.length) { this.tip.hidden = true; return; }
+      const x = d.X[idx];
       const head = document.createElement("div");
       head.className = "tip-head";
-      head.textContent = `${this.xLabel} ${fmt(shownX)}`;
-      const lines = rows.map(([color, label, y]) => {
+      head.textContent = `${this.xLabel} ${fmt(x)}` + (this.xLabel !== "epoch" && epoch !== null ? ` · epoch ${fmt(epoch)}` : "");
+      const lines = rows.map((r) => {
         const row = document.createElement("div");
+        row.className = "tip-row";
         const sw = document.createElement("span");
         sw.className = "swatch";
-        sw.style.borderColor = color;
+        sw.style.borderColor = r.color;
         const t = document.createElement("span");
-        t.textContent = `${label}: ${fmt(y)}`;
+        let text = `${r.label}: ${fmt(r.value)}`;
+        if (d.smooth) text += ` (raw ${fmt(r.raw)})`;
+        if (r.x !== x) text += ` at ${this.xLabel} ${fmt(r.x)}`;
+        t.textContent = text;
         row.append(sw, t);
         return row;
       });
       this.tip.replaceChildren(head, ...lines);
       this.tip.hidden = false;
-      const left = px + 14 + 220 > w ? px - 14 - this.tip.offsetWidth : px + 14;
+      const ox = u.over.offsetLeft, oy = u.over.offsetTop;
+      const px = ox + u.cursor.left;
+      const boxW = this.box.clientWidth;
+      const tw = this.tip.offsetWidth;
+      const left = px + 14 + tw > boxW ? px - 14 - tw : px + 14;
       this.tip.style.left = Math.max(0, left) + "px";
-      this.tip.style.top = m.t + 4 + "px";
-    }
-
-    clearHover() {
-      this.tip.hidden = true;
-      if (this.frame) this.overlay.getContext("2d").clearRect(0, 0, this.overlay.width, this.overlay.height);
+      this.tip.style.top = oy + 4 + "px";
     }
   }
 
-  return { LineChart, PALETTE, fmt };
+  let redrawQueued = false;
+  function redrawAll() {
+    if (redrawQueued) return;
+    redrawQueued = true;
+    requestAnimationFrame(() => {
+      redrawQueued = false;
+      for (const c of live()) c.draw();
+    });
+  }
+
+  function save() {
+    try { localStorage.setItem(STORAGE_KEY, JSON.stringify(settings)); } catch (_) { /* private mode */ }
+  }
+
+  /** The smoothing slider, log-scale switch and zoom hint for the charts of one page. */
+  function controls() {
+    const box = document.createElement("div");
+    box.className = "chart-controls";
+    box.id = "chart-controls";
+
+    const sLabel = document.createElement("label");
+    sLabel.title = "exponential moving average of each line (as in TensorBoard); the raw line stays, faded";
+    const slider = document.createElement("input");
+    slider.type = "range";
+    slider.id = "smoothing";
+    slider.min = "0";
+    slider.max = "0.99";
+    slider.step = "0.01";
+    slider.value = String(settings.smoothing);
+    slider.setAttribute("aria-label", "smoothing");
+    const out = document.createElement("output");
+    out.id = "smoothing-value";
+    out.textContent = settings.smoothing.toFixed(2);
+    slider.addEventListener("input", () => {
+      settings.smoothing = Math.min(0.99, Math.max(0, Number(slider.value) || 0));
+      out.textContent = settings.smoothing.toFixed(2);
+      save();
+      redrawAll();
+    });
+    sLabel.append("Smoothing ", slider, " ", out);
+
+    const lLabel = document.createElement("label");
+    const log = document.createElement("input");
+    log.type = "checkbox";
+    log.id = "log-scale";
+    log.checked = settings.log;
+    log.addEventListener("change", () => { settings.log = log.checked; save(); redrawAll(); });
+    lLabel.title = "logarithmic y axis (values ≤ 0 are left out)";
+    lLabel.append(log, " log scale");
+
+    const hint = document.createElement("span");
+    hint.className = "muted hint";
+    hint.textContent = "drag to zoom · double-click to reset";
+    box.append(sLabel, lLabel, hint);
+    return box;
+  }
+
+  return { LineChart, fmt, ema, controls, settings };
 })();
