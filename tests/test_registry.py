@@ -126,3 +126,21 @@ def test_verify_reports_damage_by_path(store_uri: str, tmp_path: Path) -> None:
     assert not res["ok"]
     assert res["problems"][0]["key"] == "models/m/versions/1/artifacts/model.bin"
     assert "checksum mismatch" in res["problems"][0]["problem"]
+
+
+def test_latest_names_a_running_version_and_load_reads_it(store_uri: str, tmp_path: Path) -> None:
+    make(store_uri, val_loss=0.5)
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"partial")
+    with mt.start("m", store=store_uri) as v:
+        v.log_metrics({"val_loss": 0.4}, epoch=0)
+        v.log_artifact(f, kind="checkpoint")
+        assert mt.resolve("m", store=store_uri) == ("m", 1)  # NAME: the newest finished
+        assert mt.resolve("m@latest", store=store_uri) == ("m", 2)
+        rec = mt.show("m@latest", store=store_uri)
+        assert rec["status"] == "running" and rec["version"] == 2
+        # a running version's stored checkpoint can be read by name while it trains
+        assert Path(mt.load("m@latest", kind="path", store=store_uri)).read_bytes() == b"partial"
+    assert mt.resolve("m@latest", store=store_uri) == mt.resolve("m", store=store_uri) == ("m", 2)
+    with pytest.raises(mt.ModelTrackError, match="no model 'nope'"):
+        mt.resolve("nope@latest", store=store_uri)
