@@ -19,7 +19,7 @@ from .output import fmt, md_table, print_json, sparkline, table
 from .refs import check_alias_name, parse_ref
 
 #: modules that add more sub-commands: each has ``add_commands(subparsers, common)``
-EXTENSIONS = ("modeltrack.runner", "modeltrack.sync", "modeltrack.ui.cli")
+EXTENSIONS = ("modeltrack.runner", "modeltrack.sync", "modeltrack.ui.cli", "modeltrack.reproduce_cli")
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -192,7 +192,7 @@ def _show_md(rec: dict[str, Any]) -> str:
     source = _source_line(rec.get("source"))
     if source:
         facts.append(["source", source])
-    out.append(md_table(facts, ["", ""]))
+    out.append(md_table(facts, ["field", "value"]))
     if rec["metrics"]:
         rows = [[k, m["last"], m["best"], m.get("goal"), len(m["series"])] for k, m in rec["metrics"].items()]
         out += ["", "**Metrics**", "", md_table(rows, ["metric", "last", "best", "goal", "points"])]
@@ -732,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except PromotionRefusedError as exc:  # refused by a guard: CI tells this from an error
-        sys.stderr.write(f"modeltrack: refused: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"modeltrack: {_one_line(str(exc))}\n")  # the message starts "refused to …"
         return 3
     except ModelTrackError as exc:
         sys.stderr.write(f"modeltrack: error: {_one_line(str(exc))}\n")

@@ -52,6 +52,7 @@ def test_promote_refuses_a_failed_version_unless_forced(store_uri: str) -> None:
     r = cli(store_uri, "promote", "m@v2", "--json")
     assert r.returncode == 3, r.stderr
     assert "failed, not finished" in r.stderr and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("modeltrack: refused to move 'production' to m@v2")
     doc = json.loads(r.stdout)
     assert doc["refused"] is True and doc["to"] == 2 and doc["status"] == "failed"
     assert cli(store_uri, "promote", "m@v2", "--force").returncode == 0
