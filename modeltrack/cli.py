@@ -364,9 +364,10 @@ def cmd_promote(args: argparse.Namespace) -> int | None:
     except PromotionRefusedError as exc:
         if args.json:
             holder = (exc.guard or {}).get("holder") or {}
+            current = holder.get("version") if holder else _repo(args).aliases(model).get(args.alias)
             refused = {
                 "alias": args.alias,
-                "from": holder.get("version"),
+                "from": current,
                 "to": _refused_version(exc),
                 "action": "promote",
                 "reason": args.reason,

@@ -54,7 +54,7 @@ def test_promote_refuses_a_failed_version_unless_forced(store_uri: str) -> None:
     assert "failed, not finished" in r.stderr and r.stderr.count("\n") == 1
     assert r.stderr.startswith("modeltrack: refused to move 'production' to m@v2")
     doc = json.loads(r.stdout)
-    assert doc["refused"] is True and doc["to"] == 2 and doc["status"] == "failed"
+    assert doc["refused"] is True and (doc["from"], doc["to"], doc["status"]) == (1, 2, "failed")
     assert cli(store_uri, "promote", "m@v2", "--force").returncode == 0
     assert mt.resolve("m@production", store=store_uri) == ("m", 2)
 
