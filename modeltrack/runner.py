@@ -123,20 +123,29 @@ def new_versions(store: str, before: Mapping[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def run(cmd: Sequence[str], *, model: str | None = None, store: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+def run(
+    cmd: Sequence[str],
+    *,
+    model: str | None = None,
+    store: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[int, list[dict[str, Any]]]:
     """Run ``cmd`` with autologging on; returns its exit status and the new versions.
 
-    A child killed by a signal gives ``128 + signal`` (as shells do).
+    ``cwd``: the child's working directory; ``env``: its whole environment instead of
+    :func:`child_env` (``modeltrack reproduce`` restores a recorded one). A child killed by
+    a signal gives ``128 + signal`` (as shells do).
     """
     argv = child_command(cmd)
     uri = _absolute_store(store)
     before = _snapshot(uri)
-    env = child_env(model, uri)
+    env = dict(env) if env is not None else child_env(model, uri)
     # Ctrl-C reaches the child (same process group): let it end and record what it did.
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         try:
-            proc = subprocess.Popen(argv, env=env)
+            proc = subprocess.Popen(argv, env=env, cwd=cwd)
         except OSError as exc:
             raise ModelTrackError(f"modeltrack run: cannot start {argv[0]!r}: {exc}") from exc
         rc = proc.wait()

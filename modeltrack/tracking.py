@@ -93,6 +93,7 @@ class Version:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._env_record: dict[str, Any] | None = None
+        self._seeds: dict[str, Any] | None = None  # read on the starting thread (see start)
         self._last_beat = time.monotonic()  # the claim counts as the first beat
         self._claim: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
@@ -601,7 +602,7 @@ class Version:
     def _capture_environment(self) -> None:
         from .capture.env import collect
 
-        env, diff = collect()
+        env, diff = collect(randomness=self._seeds)
         if diff:
             import hashlib
 
@@ -610,6 +611,26 @@ class Version:
             self.store.write(vkey(self.model, self.number, "code.diff"), diff.encode())
         self._env_record = env
         self.store.write_json(vkey(self.model, self.number, "environment.json"), env)
+        self._store_code_snapshot(env.get("code"))
+
+    def _store_code_snapshot(self, code: dict[str, Any] | None) -> None:
+        """The code snapshot (:func:`modeltrack.capture.code.describe`) as ``code/<path>``
+        artifacts of kind ``code``; runs on the capture thread, which ``finish`` waits for."""
+        if not code or not code.get("snapshot") or not code.get("root"):
+            return
+        root = Path(code["root"])
+        out = []
+        for entry in code["snapshot"]:
+            try:
+                sha, size = self._put_blob(root / entry["path"])
+            except (ModelTrackError, OSError) as exc:
+                report(_as_store_error(exc, entry["path"]), f"storing the code snapshot of {self.ref}")
+                continue
+            out.append(
+                {"path": f"code/{entry['path']}", "sha256": sha, "size": size, "kind": "code", "time": now_iso()}
+            )
+        if out:
+            self._record(*({"type": "artifact", **r} for r in out))
 
     # ------------------------------------------------------------------ ending
     def finish(self, status: str = FINISHED, error: str | None = None) -> None:
@@ -806,6 +827,9 @@ def start(
     with _ACTIVE_LOCK:
         _ACTIVE.add(v)
     v._thread.start()
+    from .capture.seeds import randomness
+
+    v._seeds = randomness()  # here: Keras keeps its seed per thread
     v._env_thread.start()
     if params:
         v.log_params(params)
@@ -815,6 +839,11 @@ def start(
         v.set_parent(parent)
     if tags:
         v.set_tags(tags)
+    from .capture.code import reproduces
+
+    link = reproduces(name)
+    if link:
+        v.log_info(reproduces=link)  # a re-run of `modeltrack reproduce`
     return v
 
 

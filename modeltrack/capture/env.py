@@ -1,4 +1,7 @@
-"""Environment capture: Python, OS, hardware, packages, command line, git state.
+"""Environment capture: Python, OS, hardware, packages, command line, git state, and what a
+re-run needs (``modeltrack reproduce``): where the code lives (:mod:`.code`), the seeds and
+determinism settings (:mod:`.seeds`), where each package came from and which ones the run
+imported.
 
 Fast (no subprocess but git, no ``pip freeze``) and never raises: whatever cannot be read
 is recorded as ``None``. Credentials never leave the process: only the environment
@@ -106,21 +109,66 @@ ENV_ALLOWLIST: tuple[str, ...] = (
     "MODELTRACK_STRICT",
 )
 
-_packages_cache: dict[str, str] | None = None
+_packages_cache: dict[str, Any] | None = None
 
 
-def _scan_packages() -> dict[str, str]:
+def _source(dist: Any) -> dict[str, Any] | None:
+    """Where a distribution came from, by its ``direct_url.json`` (PEP 610): None for one
+    installed from a package index (pip writes no such file then)."""
+    import json
+
+    try:
+        text = dist.read_text("direct_url.json")
+    except Exception:  # noqa: BLE001 - a broken dist must not fail capture
+        return None
+    if not text:
+        return None
+    try:
+        info = json.loads(text)
+        url = str(info["url"])
+    except (ValueError, KeyError, TypeError):
+        return {"kind": "unknown"}
+    out: dict[str, Any] = {"url": scrub_text(url)}
+    if isinstance(info.get("vcs_info"), dict):
+        vcs = info["vcs_info"]
+        out.update(kind="vcs", vcs=vcs.get("vcs"), commit=vcs.get("commit_id"))
+    elif isinstance(info.get("dir_info"), dict):
+        out["kind"] = "editable" if info["dir_info"].get("editable") else "local"
+    elif isinstance(info.get("archive_info"), dict):
+        out["kind"] = "local" if url.startswith("file:") else "url"
+    else:
+        out["kind"] = "unknown"
+    return out
+
+
+def _scan_packages() -> dict[str, Any]:
     from importlib import metadata
 
     found: dict[str, str] = {}
+    sources: dict[str, dict[str, Any]] = {}
     for dist in metadata.distributions():
         try:
             name = dist.metadata["Name"]
         except Exception:  # noqa: BLE001 - a broken dist must not fail capture
             continue
         if name:
-            found.setdefault(name.lower().replace("_", "-"), dist.version)
-    return dict(sorted(found.items()))
+            key = name.lower().replace("_", "-")
+            if key in found and (key in sources or found[key] != dist.version):
+                continue
+            found.setdefault(key, dist.version)
+            # An editable install can be seen twice (its .egg-info on sys.path, its
+            # .dist-info in site-packages): the one with direct_url.json says where from.
+            src = _source(dist)
+            if src is not None:
+                sources[key] = src
+    try:
+        owners = {
+            mod: sorted({d.lower().replace("_", "-") for d in dists})
+            for mod, dists in metadata.packages_distributions().items()
+        }
+    except Exception:  # noqa: BLE001
+        owners = {}
+    return {"packages": dict(sorted(found.items())), "sources": dict(sorted(sources.items())), "owners": owners}
 
 
 def _path_key() -> list[list[Any]]:
@@ -140,16 +188,13 @@ def _path_key() -> list[list[Any]]:
     return key
 
 
-def packages() -> dict[str, str]:
-    """Exact versions of every installed distribution.
-
-    Scanning the metadata of every distribution costs ~100 ms, so the result is cached for
-    the process and on disk under ``MODELTRACK_CACHE``, keyed by ``sys.path`` and the
-    modification times of its directories.
-    """
+def _installed() -> dict[str, Any]:
+    """Scanning the metadata of every distribution costs ~100-200 ms, so the result is
+    cached for the process and on disk under ``MODELTRACK_CACHE``, keyed by ``sys.path`` and
+    the modification times of its directories."""
     global _packages_cache
     if _packages_cache is not None:
-        return dict(_packages_cache)
+        return _packages_cache
     import hashlib
     import json
 
@@ -159,18 +204,43 @@ def packages() -> dict[str, str]:
     try:
         with open(path, encoding="utf-8") as f:
             cached = json.load(f)
-        if cached.get("key") == key:
-            _packages_cache = cached["packages"]
-            return dict(cached["packages"])
+        if cached.get("key") == key and "sources" in cached and "owners" in cached:
+            _packages_cache = {k: cached[k] for k in ("packages", "sources", "owners")}
+            return _packages_cache
     except (OSError, ValueError, KeyError, AttributeError):
         pass
     _packages_cache = _scan_packages()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, json.dumps({"key": key, "packages": _packages_cache}).encode())
+        atomic_write(path, json.dumps({"key": key, **_packages_cache}).encode())
     except OSError:
         pass
-    return dict(_packages_cache)
+    return _packages_cache
+
+
+def packages() -> dict[str, str]:
+    """Exact versions of every installed distribution (cached, see :func:`_installed`)."""
+    return dict(_installed()["packages"])
+
+
+def package_sources() -> dict[str, dict[str, Any]]:
+    """Where each distribution not installed from a package index came from:
+    ``{name: {"kind": "editable"|"local"|"vcs"|"url"|"unknown", "url": str, …}}`` (VCS ones
+    also give ``vcs`` and ``commit``). A distribution not listed came from an index."""
+    return {k: dict(v) for k, v in _installed()["sources"].items()}
+
+
+def imported_packages() -> list[str]:
+    """The distributions whose top-level modules this process has imported (what a fresh
+    environment must install; their dependencies follow)."""
+    owners = _installed()["owners"]
+    found: set[str] = set()
+    for name in list(sys.modules):
+        if "." in name or name.startswith("_"):
+            continue
+        for dist in owners.get(name, ()):
+            found.add(dist)
+    return sorted(found)
 
 
 def command() -> list[str]:
@@ -225,6 +295,13 @@ def git_info(cwd: str | None = None) -> tuple[dict[str, Any] | None, str | None]
         diff = diff[:limit] + "\n# modeltrack: diff truncated at MODELTRACK_DIFF_LIMIT bytes\n"
         truncated = True
     info = {"commit": commit, "branch": branch, "dirty": dirty, "diff_truncated": truncated}
+    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    info["root"] = root.strip() if root else None
+    remote = _git(["remote", "get-url", "origin"], cwd)
+    if remote is None:
+        names = (_git(["remote"], cwd) or "").split()
+        remote = _git(["remote", "get-url", names[0]], cwd) if names else None
+    info["remote"] = scrub_text(remote.strip()) if remote else None
     return info, diff
 
 
@@ -264,8 +341,17 @@ def selected_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def collect(cwd: str | None = None, *, with_git: bool = True) -> tuple[dict[str, Any], str | None]:
-    """The environment record of a run and the dirty diff (or ``None``)."""
+def collect(
+    cwd: str | None = None, *, with_git: bool = True, randomness: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The environment record of a run and the dirty diff (or ``None``).
+
+    Besides the machine and the packages, the record holds what ``modeltrack reproduce``
+    needs: ``git`` (with ``root`` and ``remote``), ``code`` (:func:`.code.describe`: the
+    script and working directory inside the code root, and the snapshot to store),
+    ``randomness`` (:func:`.seeds.randomness`), ``package_sources`` and
+    ``packages_imported``. ``randomness``: read beforehand on the training thread (Keras
+    keeps its seed per thread), else read here."""
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -282,8 +368,10 @@ def collect(cwd: str | None = None, *, with_git: bool = True) -> tuple[dict[str,
     }
     try:
         env["packages"] = packages()
+        env["package_sources"] = package_sources()
+        env["packages_imported"] = imported_packages()
     except Exception:  # noqa: BLE001
-        env["packages"] = {}
+        env.setdefault("packages", {})
     diff = None
     env["git"] = None
     if with_git:
@@ -291,4 +379,11 @@ def collect(cwd: str | None = None, *, with_git: bool = True) -> tuple[dict[str,
             env["git"], diff = git_info(cwd)
         except Exception:  # noqa: BLE001
             pass
+    from . import code, seeds
+
+    try:
+        env["code"] = code.describe(env["git"], cwd)
+    except Exception:  # noqa: BLE001
+        env["code"] = None
+    env["randomness"] = seeds.randomness() if randomness is None else randomness
     return env, diff
