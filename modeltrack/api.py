@@ -280,6 +280,43 @@ def alias_history(model: str, alias: str | None = None, store: StoreArg = None) 
     return Listing(Repo(store).alias_history(model, alias))
 
 
+def evaluate(
+    ref: str,
+    metrics: Mapping[str, Any],
+    *,
+    name: str = "eval",
+    data: Mapping[str, Any] | None = None,
+    source: str | None = None,
+    store: StoreArg = None,
+) -> dict[str, Any]:
+    """Record metrics computed on a version after its training ended, from any process: an
+    append-only evaluation beside the version's immutable record, shown by ``show`` (under
+    ``evaluations``), compared by ``diff`` and usable by the promotion guard as
+    ``metric="NAME.METRIC"`` (or ``"METRIC"`` when training recorded no metric of that name).
+
+    Args:
+        ref: the version (``churn@v3``, ``churn@production``).
+        metrics: ``{name: number}``.
+        name: what was evaluated: ``"test"``, ``"holdout"``, ``"nightly"``.
+        data: ``{name: array}`` (numpy, torch, pandas…) of the data evaluated on, fingerprinted.
+        source: what computed it (default ``"api"``).
+
+    Returns:
+        the record written: ``{"name", "metrics", "data", "created_at", "actor", "source", …}``.
+
+    Raises:
+        ModelTrackError: the version is still running; a bad name, metric or dataset.
+
+    Example:
+        >>> mt.evaluate("churn@production", {"auc": 0.91}, name="holdout", data={"holdout": X})
+    """
+    from . import evaluations
+
+    repo = Repo(store)
+    model, number = repo.resolve(_ref(ref))
+    return evaluations.add(repo, model, number, evaluations.make_record(name, metrics, data=data, source=source))
+
+
 def promote(
     ref: str,
     alias: str = "production",

@@ -22,15 +22,29 @@ def _both_nan(x: Any, y: Any) -> bool:
     return isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
 
 
+def _deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        delta = y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
+        out[k] = {"from": x, "to": y, "delta": delta}
+    return out
+
+
+def _evaluated(v: dict[str, Any]) -> dict[str, Any]:
+    """``{"EVAL.METRIC": value}`` of the newest evaluation of each name."""
+    out: dict[str, Any] = {}
+    for ev in v.get("evaluations") or []:
+        out.update({f"{ev.get('name')}.{k}": x for k, x in (ev.get("metrics") or {}).items()})
+    return out
+
+
 def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
     """Differences between two version records (as returned by :meth:`Repo.version`)."""
     ma = {k: v.get("last") for k, v in va["metrics"].items()}
     mb = {k: v.get("last") for k, v in vb["metrics"].items()}
-    metrics = {}
-    for k in sorted(set(ma) | set(mb)):
-        x, y = ma.get(k), mb.get(k)
-        delta = y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
-        metrics[k] = {"from": x, "to": y, "delta": delta}
+    metrics = _deltas(ma, mb)
+    evaluated = _deltas(_evaluated(va), _evaluated(vb))
     da = {d["name"]: d for d in va.get("data", [])}
     db = {d["name"]: d for d in vb.get("data", [])}
     data = {}
@@ -65,6 +79,7 @@ def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
         "packages": packages,
         "architecture": {"changed": arch_a != arch_b, "from": arch_a, "to": arch_b, **structure},
         "framework": {"from": va.get("framework"), "to": vb.get("framework")},
+        "evaluations": evaluated,
     }
 
 

@@ -138,11 +138,19 @@ def cmd_show(args: argparse.Namespace) -> None:
             for k, m in rec["metrics"].items()
         ]
         print(table(rows, ["NAME", "LAST", "BEST", "POINTS", "CURVE"]))
+    if rec.get("evaluations"):
+        print("\nevaluations")
+        rows = [
+            [e["name"], k, v, str(e.get("created_at") or "")[:19], e.get("actor") or "-", e.get("source") or "-"]
+            for e in rec["evaluations"]
+            for k, v in (e.get("metrics") or {}).items()
+        ]
+        print(table(rows, ["EVALUATION", "METRIC", "VALUE", "WHEN", "BY", "SOURCE"]))
     if rec["data"]:
         print("\ndata")
         print(
             table(
-                [[d["name"], d.get("fingerprint"), d.get("shape"), d.get("dtype")] for d in rec["data"]],
+                [[d["name"], d.get("fingerprint"), _shape(d), d.get("dtype")] for d in rec["data"]],
                 ["NAME", "FINGERPRINT", "SHAPE", "DTYPE"],
             )
         )
@@ -172,6 +180,14 @@ def cmd_show(args: argparse.Namespace) -> None:
     if rec.get("error"):
         print("\nerror:\n" + rec["error"].rstrip())
     return None
+
+
+def _shape(d: dict[str, Any]) -> Any:
+    """A dataset's shape; for an (x, y) pair of arrays each one's: ``[48, 4] + [48, 1]``."""
+    parts = d.get("parts")
+    if isinstance(parts, list) and len(parts) > 1:
+        return " + ".join(str(p) for p in parts)
+    return d.get("shape")
 
 
 def _show_md(rec: dict[str, Any]) -> str:
@@ -468,6 +484,27 @@ def read_text_file(path: str, option: str = "--file") -> str:
         raise ModelTrackError(f"{option} {path!r}: cannot read it ({exc.strerror or exc}); check the path") from None
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from . import evaluations
+
+    metrics: dict[str, float] = {}
+    for item in args.metrics:
+        key, sep, value = item.partition("=")
+        try:
+            metrics[key] = float(value)
+        except ValueError:
+            raise ModelTrackError(f"{item!r} is not NAME=NUMBER; write e.g. accuracy=0.93") from None
+        if not sep or not key:
+            raise ModelTrackError(f"{item!r} is not NAME=NUMBER; write e.g. accuracy=0.93")
+    repo = _repo(args)
+    model, number = repo.resolve(args.ref)
+    rec = evaluations.add(repo, model, number, evaluations.make_record(args.name, metrics, source=args.source or "cli"))
+    if args.json:
+        return print_json(rec)
+    print(f"{model}@v{number}: evaluation {rec['name']!r} recorded ({len(metrics)} metrics)")
+    return None
+
+
 def cmd_notes(args: argparse.Namespace) -> None:
     given = [what for what, v in (("TEXT", args.text), ("--file", args.file), ("--clear", args.clear or None)) if v]
     if len(given) > 1:
@@ -685,6 +722,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?")
     p.add_argument("--file", help="read the notes from a file")
     p.add_argument("--clear", action="store_true")
+    p = add("evaluate", cmd_evaluate, "record metrics computed on a version after training (an evaluation)", [jsonp])
+    p.add_argument("ref")
+    p.add_argument("metrics", nargs="+", metavar="NAME=VALUE", help="metric values, e.g. accuracy=0.93")
+    p.add_argument("--name", default="eval", help="what was evaluated: test, holdout, nightly (default: eval)")
+    p.add_argument("--source", help="what computed it (default: cli)")
     p = add("artifacts", cmd_artifacts, "list the artifacts of a version", [jsonp])
     p.add_argument("ref")
     p = add("get", cmd_get, "copy an artifact of a version to a local file and print its path")

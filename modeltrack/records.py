@@ -427,6 +427,21 @@ def _tag(obj: Any) -> None:
     _field(d, "actor", _str_or_none, "", required=False)
 
 
+def _evaluation(obj: Any) -> None:
+    d = _obj(obj, "an evaluation")
+    _field(d, "name", _str, "", required=True)
+    if not isinstance(d.get("metrics"), dict):
+        raise _Bad("'metrics' must be an object of name to number")
+    for k, v in d["metrics"].items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise _Bad(f"metric {k!r} must be a number or null, got {type(v).__name__}")
+    if not isinstance(d.get("data", []), list):
+        raise _Bad("'data' must be a list")
+    _field(d, "created_at", _str, "", required=True)
+    _field(d, "actor", _str_or_none, "", required=False)
+    _field(d, "source", _str_or_none, "", required=False)
+
+
 def _deleted(obj: Any) -> None:
     _field(_obj(obj, "the tombstone"), "time", _str, "", required=True)
 
@@ -445,6 +460,7 @@ _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "alias": _alias,
     "tag": _tag,
     "deleted": _deleted,
+    "evaluation": _evaluation,
 }
 KINDS: tuple[str, ...] = tuple(_VALIDATORS)
 """Every record kind :func:`validate` knows."""
@@ -456,6 +472,7 @@ _FIXES = {
     "deleted": _FIX_TOMBSTONE,
     "heartbeat": _FIX_HEARTBEAT,
     "notes": _FIX_NOTES,
+    "evaluation": "restore the file from a copy, or delete it to drop that evaluation (the version is unaffected)",
 }
 
 
@@ -518,6 +535,8 @@ def kind_of(key: str) -> str | None:
         return _VERSION_FILES.get(parts[4])
     if len(parts) == 6 and parts[4] in ("records", "metrics") and parts[5].endswith(".json") and len(parts[5]) > 5:
         return parts[4]
+    if len(parts) == 6 and parts[4] == "evaluations" and parts[5].endswith(".json") and len(parts[5]) > 5:
+        return "evaluation"
     return None
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import config, maintenance, records
+from . import config, evaluations, maintenance, records
 from ._util import best_of, json_number, metric_goal, now_iso, parse_iso, process_alive
 from .changelog import diff_records
 from .errors import (
@@ -363,6 +363,7 @@ class Repo:
             "parent": rec.get("parent"),
             "source": claim.get("source"),
             "actor": claim.get("actor"),
+            "evaluations": evaluations.read(self, model, number),
         }
 
     def summary(self, model: str, number: int, final: dict[str, Any]) -> dict[str, Any]:
@@ -738,7 +739,11 @@ class Repo:
         series = self.series(model, number, final)
         recorded = (final or {}).get("metrics", {})
         if name not in series and name not in recorded:
-            have = sorted(set(series) | set(recorded))
+            evaluated = evaluations.metric_values(evaluations.read(self, model, number))
+            if name in evaluated:
+                value = evaluated[name]
+                return ([value] if value is not None and math.isfinite(value) else []), None
+            have = sorted(set(series) | set(recorded) | {k for k in evaluated if "." in k})
             listed = ", ".join(have[:30]) + (" …" if len(have) > 30 else "") if have else "none"
             raise GuardMetricError(
                 f"the guard cannot compare {name!r}: {model}@v{number} ({role}) has no metric {name!r}; its "
