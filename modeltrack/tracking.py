@@ -775,6 +775,36 @@ class Version:
         else:
             self.fail(exc)
 
+    def evaluate(
+        self,
+        metrics: Mapping[str, Any],
+        *,
+        name: str = "eval",
+        data: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """Record metrics computed on this version after it ended (a test set, a holdout) as
+        an append-only evaluation beside its immutable record (see :mod:`modeltrack.evaluations`).
+
+        Args:
+            metrics: ``{name: number}``.
+            name: what was evaluated (``"test"``, ``"holdout"``).
+            data: ``{name: array}`` (or fingerprint records) of the data evaluated on.
+            source: what computed it (``"lightning trainer.test"``); default ``"api"``.
+
+        Raises:
+            ModelTrackError: the version is still running (log the metrics to it instead).
+            InvalidValueError: a bad name or value.
+        """
+        from . import evaluations
+
+        if not self._closed:
+            raise ModelTrackError(
+                f"{self.ref} is still running; log these metrics with log_metrics, or evaluate it after it ends"
+            )
+        record = evaluations.make_record(name, metrics, data=data, source=source)
+        return evaluations.add(self.repo, self.model, self.number, record, writer=self.store)
+
 
 def _as_store_error(exc: BaseException, path: object) -> BaseException:
     """A raw ``OSError`` (the file being logged, a full spool) as a modeltrack error."""

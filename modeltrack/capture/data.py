@@ -101,7 +101,8 @@ def _feed(h: Any, data: Any) -> dict[str, Any]:
         if data and all(_module(x) in ("numpy", "torch", "pandas", "scipy") for x in data):
             h.update(f"seq|{len(data)}|".encode())
             shapes = [_feed(h, x).get("shape") for x in data]
-            return {"shape": [len(data)], "dtype": None, "pytype": kind, "parts": shapes}
+            # "shape" is the first array's (the inputs of an (x, y) pair); "parts" has each one's
+            return {"shape": shapes[0], "dtype": None, "pytype": kind, "parts": shapes}
         try:
             import numpy as np
 
