@@ -2,13 +2,14 @@
 
 Each test starts the UI server on a free loopback port over a store filled by real (tiny)
 numpy training runs, browses it, and saves screenshots under ``test-output/ui/``.
-Set ``UPDATE_DOCS=1`` to also refresh ``docs/compare.png`` (the README's screenshot).
+Set ``UPDATE_DOCS=1`` to also refresh ``docs/ui-compare*.png`` (the README's screenshots).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -145,7 +146,9 @@ def test_browse_every_page(page: Any, served: str, filled_store: str) -> None:  
     assert "production" in page.locator("#versions-table .tr[data-version='2']").inner_text()
     header = page.locator("#versions-table .th", has_text="val_loss")
     header.click()
-    col = [h.strip(" ↕↑↓") for h in page.locator("#versions-table .thead .th").all_inner_texts()].index("val_loss")
+    col = [h.strip(" \u00a0↕↑↓") for h in page.locator("#versions-table .thead .th").all_inner_texts()].index(
+        "val_loss"
+    )
     cells = page.locator(f"#versions-table .tbody .tr .td:nth-child({col + 1})")
 
     def column_once_rendered() -> list[float]:
@@ -372,32 +375,339 @@ def test_running_version_updates_without_reload(page: Any, tmp_path: Path) -> No
     assert page.problems == []
 
 
-# ---------------------------------------------------------------------- README screenshot
-def test_compare_screenshot_for_readme(page: Any, tmp_path: Path) -> None:
+# ---------------------------------------------------------------------- charts, wide tables, actors
+#: metric names of the "curves" model, in the order they are logged
+CURVE_METRICS = [
+    "loss",
+    "delta",
+    "test_f1_score_macro",
+    "best_checkpoint_val_loss",
+    "train_loss_epoch",
+    "train_loss_step",
+]
+
+
+def long_checkpointing(k: int) -> str:
+    """A 2,000-character parameter value (the kind that used to make a column 840 px wide)."""
+    unit = f"ModelCheckpoint(dirpath=/scratch/run{k}/ckpt,monitor=val_loss,save_top_k=3,every_n_epochs=1);"
+    return (unit * (2000 // len(unit) + 1))[:2000]
+
+
+def curve_values(k: int) -> dict[str, list[float]]:
+    steps = range(200)
+    return {
+        "loss": [(1 + k) / (1 + s / 20) + 0.05 * ((s * 7919) % 13) / 13 for s in steps],
+        "delta": [math.sin(s / 10) * (k + 1) for s in steps],
+        "test_f1_score_macro": [0.5 + 0.002 * s for s in steps],
+        "best_checkpoint_val_loss": [1 / (1 + s) for s in steps],
+        "train_loss_epoch": [2 / (1 + s) for s in steps],
+        "train_loss_step": [3 / (1 + s) for s in steps],
+    }
+
+
+@pytest.fixture(scope="module")
+def curves_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """curves v1..v3: 200 steps (4 epochs) of six metrics, one of them negative at times, and a
+    2,000-character ``trainer.checkpointing``; trained by alice@trainer, changed by bob@laptop."""
+    store = str(tmp_path_factory.mktemp("curves") / "store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MODELTRACK_ACTOR", "alice@trainer")
+        for k in range(3):
+            params = {"lr": 0.1 * (k + 1), "trainer": {"checkpointing": long_checkpointing(k), "precision": 16}}
+            with mt.start("curves", params=params, store=store) as v:
+                values = curve_values(k)
+                for s in range(200):
+                    v.log_metrics({name: values[name][s] for name in CURVE_METRICS}, step=s, epoch=s // 50)
+        mp.setenv("MODELTRACK_ACTOR", "bob@laptop")
+        repo = mt.Repo(store)
+        repo.set_alias("curves@v1", "production")
+        repo.set_alias("curves@v2", "production")
+        repo.set_tags("curves@v2", {"stage": "candidate"})
+        repo.set_notes("curves@v2", "reviewed")
+    return store
+
+
+@pytest.fixture(scope="module")
+def curves(curves_store: str) -> Iterator[str]:
+    with serve(curves_store) as srv:
+        yield srv.url
+
+
+def js_fmt(v: float) -> str:
+    """MTChart.fmt for values between 1e-3 and 1e6: four significant digits, no trailing zeros."""
+    assert 1e-3 <= abs(v) < 1e6
+    return repr(float(f"{v:.4g}")).removesuffix(".0")
+
+
+def ema(values: list[float], w: float) -> list[float]:
+    """The smoothing of charts.js (TensorBoard's debiased EMA), in the same float operations."""
+    out, last, wn = [], 0.0, 1.0
+    for v in values:
+        last = last * w + (1 - w) * v
+        wn *= w
+        out.append(last / (1 - wn))
+    return out
+
+
+def chart_range(page: Any, chart: str) -> tuple[float, float]:
+    fig = page.locator(f"figure[data-chart='{chart}']")
+    return float(fig.get_attribute("data-x-min") or "nan"), float(fig.get_attribute("data-x-max") or "nan")
+
+
+def x_pixel(page: Any, chart: str, x: float) -> tuple[float, float]:
+    """Where on the page step ``x`` of ``chart`` is (the middle of the plot's height)."""
+    over = page.locator(f"figure[data-chart='{chart}'] .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    lo, hi = chart_range(page, chart)
+    return box["x"] + (x - lo) / (hi - lo) * box["width"], box["y"] + box["height"] / 2
+
+
+def hover_text(page: Any, chart: str, x: float) -> str:
+    page.mouse.move(*x_pixel(page, chart, x))
+    tip = page.locator(f"figure[data-chart='{chart}'] .chart-tip")
+    tip.wait_for(state="visible")
+    return tip.inner_text()
+
+
+def test_charts_zoom_and_hover_readout(page: Any, curves: str) -> None:
+    goto(page, curves + "#/compare?refs=curves@v1,curves@v2,curves@v3", "compare")
+    assert lines(page, "loss") == 3 and points(page, "loss") == 600
+    assert chart_range(page, "loss") == (0, 199)
+    fig = page.locator("figure[data-chart='loss']")
+    assert fig.get_attribute("data-zoomed") == "0"
+
+    # hover: the step, its epoch, and every version's value there
+    text = hover_text(page, "loss", 100)
+    head, *rows = text.splitlines()
+    assert head == "step 100 · epoch 2"
+    assert rows == [f"v{k + 1}: {js_fmt(curve_values(k)['loss'][100])}" for k in range(3)]
+
+    # drag from step 50 to step 100: the chart shows that range only
+    page.mouse.move(*x_pixel(page, "loss", 50))
+    page.mouse.down()
+    x1, y1 = x_pixel(page, "loss", 100)
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    page.wait_for_selector("figure[data-chart='loss'][data-zoomed='1']")
+    lo, hi = chart_range(page, "loss")
+    assert 47 <= lo <= 53 and 97 <= hi <= 103, (lo, hi)
+    assert hover_text(page, "loss", 75).splitlines()[0] == "step 75 · epoch 1"  # readout in the zoomed range
+    shot(page, "chart-zoomed")
+
+    # double-click: back to every step
+    page.mouse.dblclick(*x_pixel(page, "loss", 75))
+    page.wait_for_selector("figure[data-chart='loss'][data-zoomed='0']")
+    assert chart_range(page, "loss") == (0, 199)
+
+    # the legend hides a line (and the readout leaves it out)
+    fig.locator(".legend-item", has_text="v2").click()
+    assert lines(page, "loss") == 2 and points(page, "loss") == 400
+    assert "v2:" not in hover_text(page, "loss", 100)
+    assert page.problems == []
+
+
+def test_log_scale_and_smoothing(page: Any, curves: str) -> None:
+    url = curves + "#/compare?refs=curves@v1,curves@v2,curves@v3"
+    goto(page, url, "compare")
+    assert page.locator("figure[data-chart='delta']").get_attribute("data-log") == "0"
+    assert points(page, "delta") == 600
+    page.check("#log-scale")
+    page.wait_for_selector("figure[data-chart='delta'][data-log='1']")
+    # a log axis cannot show values <= 0: they are left out, the rest is drawn
+    positive = sum(1 for k in range(3) for v in curve_values(k)["delta"] if v > 0)
+    assert points(page, "delta") == positive < 600
+    assert page.locator("figure[data-chart='loss']").get_attribute("data-log") == "1" and points(page, "loss") == 600
+    shot(page, "chart-log")
+    page.evaluate("document.body.dataset.ready = '0'")
+    page.reload()  # the choice is remembered
+    wait_page(page, "compare")
+    assert page.is_checked("#log-scale")
+    assert page.locator("figure[data-chart='loss']").get_attribute("data-log") == "1"
+    page.uncheck("#log-scale")
+    page.wait_for_selector("figure[data-chart='loss'][data-log='0']")
+
+    # smoothing: each line becomes its moving average; the readout gives both values
+    page.evaluate(
+        "() => { const s = document.getElementById('smoothing'); s.value = '0.9';"
+        " s.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
+    page.wait_for_selector("figure[data-chart='loss'][data-smoothing='0.9']")
+    assert page.inner_text("#smoothing-value") == "0.90"
+    assert lines(page, "loss") == 3 and points(page, "loss") == 600
+    rows = hover_text(page, "loss", 100).splitlines()[1:]
+    want = [
+        f"v{k + 1}: {js_fmt(ema(curve_values(k)['loss'], 0.9)[100])} (raw {js_fmt(curve_values(k)['loss'][100])})"
+        for k in range(3)
+    ]
+    assert rows == want
+    shot(page, "chart-smoothed")
+    page.evaluate(
+        "() => { const s = document.getElementById('smoothing'); s.value = '0';"
+        " s.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
+    page.wait_for_selector("figure[data-chart='loss'][data-smoothing='0']")
+    assert hover_text(page, "loss", 100).splitlines()[1] == f"v1: {js_fmt(curve_values(0)['loss'][100])}"
+    assert page.problems == []
+
+
+def right_edges(page: Any, selector: str) -> list[float]:
+    return page.evaluate(
+        "(sel) => [...document.querySelectorAll(sel)].map((e) => e.getBoundingClientRect().right)", selector
+    )
+
+
+def test_compare_keeps_every_version_on_screen_at_1280(page: Any, curves: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    goto(page, curves + "#/compare?refs=curves@v1,curves@v2,curves@v3", "compare")
+    for table in ("compare-metrics", "compare-params", "compare-changes"):
+        edges = right_edges(page, f"#{table} thead th.vcol")
+        assert len(edges) == 3 and max(edges) <= 1280, (table, edges)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    row = page.locator("#compare-params tr[data-param='trainer.checkpointing']")
+    cells = row.locator("td")
+    for k in range(3):
+        value = cells.nth(k).locator(".value")
+        assert value.get_attribute("title") == long_checkpointing(k)  # the full text on hover
+        assert "clipped" in (value.get_attribute("class") or "")
+        box = cells.nth(k).bounding_box()
+        assert box["x"] + box["width"] <= 1280 and box["height"] < 200  # clipped to a few lines
+    expand = cells.nth(2).locator("button.expand")
+    assert expand.inner_text() == "show all 2,000 characters"
+    expand.click()
+    assert cells.nth(2).locator(".value").inner_text() == long_checkpointing(2)
+    assert "clipped" not in (cells.nth(2).locator(".value").get_attribute("class") or "")
+    assert max(right_edges(page, "#compare-params thead th.vcol, #compare-params td")) <= 1280
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    expand.click()
+    assert expand.inner_text() == "show all 2,000 characters"
+    # one version's page wraps and clips the same value
+    goto(page, curves + "#/v/curves/1", "version")
+    value = page.locator("#params-table tr", has_text="trainer.checkpointing").locator(".value")
+    assert value.get_attribute("title") == long_checkpointing(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.problems == []
+
+
+def header_cells(page: Any) -> list[dict[str, Any]]:
+    return page.evaluate(
+        "() => [...document.querySelectorAll('#versions-table .thead .th')].map((e) => ({text: e.textContent,"
+        " title: e.getAttribute('title'), cut: e.scrollWidth > e.clientWidth + 1, width: e.clientWidth}))"
+    )
+
+
+def test_versions_headers_are_full_names_and_metric_columns_can_be_chosen(
+    page: Any, curves: str, curves_store: str
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    goto(page, curves + "#/m/curves", "versions")
+    heads = header_cells(page)
+    logged = list(mt.Repo(curves_store).versions("curves")[0]["metrics"])
+    assert sorted(logged) == sorted(CURVE_METRICS)
+    assert [h["text"] for h in heads] == [
+        "",
+        "Version",
+        "Status",
+        "Label",
+        "Created",
+        "Duration",
+        "Aliases",
+        "Tags",
+        *logged,
+    ]
+    for head in heads:
+        assert not head["cut"], head
+        if head["text"]:
+            assert head["title"] == head["text"]
+    assert page.inner_text("#metric-picker-count") == f"Metric columns: {len(logged)} of {len(logged)}"
+    shot(page, "versions-headers")
+
+    # ?metrics=a,b: those columns, in that order
+    goto(page, curves + "#/m/curves?metrics=train_loss_step,loss", "versions")
+    assert [h["text"] for h in header_cells(page)][8:] == ["train_loss_step", "loss"]
+    row = page.locator("#versions-table .tr[data-version='2'] .td")
+    assert row.nth(8).inner_text() == js_fmt(curve_values(1)["train_loss_step"][-1])
+    # the picker: unticking a metric drops its column and keeps the choice in the address
+    page.click("#metric-picker summary")
+    page.uncheck("#metric-picker input[data-metric='train_loss_step']")
+    assert [h["text"] for h in header_cells(page)][8:] == ["loss"], page.problems
+    assert page.url.endswith("#/m/curves?metrics=loss")
+    page.check("#metric-picker input[data-metric='delta']")
+    assert [h["text"] for h in header_cells(page)][8:] == ["loss", "delta"]
+    # a metric no version has is named, with those that exist
+    goto(page, curves + "#/m/curves?metrics=nosuch,loss", "versions")
+    assert "no version has metric nosuch" in page.inner_text("#unknown-metrics")
+    assert page.problems == []
+
+
+def test_actor_is_shown_in_histories_and_on_the_version(
+    page: Any, curves: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    goto(page, curves + "#/v/curves/2", "version")
+    assert page.inner_text("#version-actor") == "alice@trainer"
+    history = page.locator("#alias-history")
+    assert [t.strip() for t in history.locator("tbody tr td:nth-child(7)").all_inner_texts()] == ["bob@laptop"] * 2
+    assert "By" in history.locator("thead").inner_text()
+    tags = page.inner_text("#tag-history")
+    assert "+ stage=candidate" in tags and "bob@laptop" in tags
+    assert "bob@laptop" in page.inner_text("#notes-by")
+    shot(page, "actors")
+    goto(page, curves + "#/compare?refs=curves@v1,curves@v2", "compare")
+    assert page.locator(".vcard .actor").all_inner_texts() == ["by alice@trainer"] * 2
+
+    # a change made in the UI names whoever runs the server
     store = str(tmp_path / "store")
-    train(store, lr=0.02, epochs=15, tags={"dataset": "march"})
-    train(store, lr=0.1, epochs=15, tags={"dataset": "march"})
+    train(store, epochs=2)
+    monkeypatch.setenv("MODELTRACK_ACTOR", "carol@ui")
+    with serve(store) as srv:
+        goto(page, srv.url + "#/v/churn/1", "version")
+        page.fill("#alias-input", "staging")
+        page.click("#promote-btn")
+        confirm(page)
+        page.wait_for_selector(".banner.ok:text('staging → v1')")
+        assert "carol@ui" in page.inner_text("#alias-history"), page.inner_text("#banner")
+    assert mt.Repo(store).alias_history("churn")[-1]["actor"] == "carol@ui"
+    assert page.problems == []
+
+
+# ---------------------------------------------------------------------- README screenshot
+def test_compare_screenshot_for_readme(page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's screenshots of the compare page at 1280 px (``UPDATE_DOCS=1`` writes them to
+    ``docs/ui-compare.png`` and ``docs/ui-compare-params.png``); every version stays in view."""
+    store = str(tmp_path / "store")
+    monkeypatch.setenv("MODELTRACK_ACTOR", "ana@train-box")  # not whoever runs the tests
+    ckpt = {"trainer": {"checkpointing": long_checkpointing(0)}}
+    train(store, lr=0.02, epochs=15, tags={"dataset": "march"}, extra=ckpt)
+    train(store, lr=0.1, epochs=15, tags={"dataset": "march"}, extra=ckpt)
     train(
         store,
         lr=0.3,
         epochs=15,
         seed=7,
         tags={"dataset": "april"},
-        extra={"optimizer": {"name": "sgd", "nesterov": True}},
+        extra={"optimizer": {"name": "sgd", "nesterov": True}, "trainer": {"checkpointing": long_checkpointing(2)}},
     )
     mt.Repo(store).set_alias("churn@v2", "production")
+    page.set_viewport_size({"width": 1280, "height": 800})
     with serve(store) as srv:
         goto(page, srv.url + "#/compare?refs=churn@v1,churn@v2,churn@v3", "compare")
-        page.set_viewport_size({"width": 1280, "height": 800})
-        page.evaluate("window.dispatchEvent(new Event('resize'))")
-        page.wait_for_timeout(300)
+        # the store's path is this test's temporary folder: not something to show in the README
+        page.evaluate("document.getElementById('store').style.visibility = 'hidden'")
+        page.mouse.move(*x_pixel(page, "val_loss", 9))  # show the hover readout
+        page.evaluate("window.scrollTo(0, 0)")
+        for table in ("compare-metrics", "compare-params", "compare-changes"):
+            assert max(right_edges(page, f"#{table} thead th.vcol")) <= 1280, table
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         OUT.mkdir(parents=True, exist_ok=True)
-        path = OUT / "compare-readme.png"
-        page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": 1250}, full_page=True)
-        if os.environ.get("UPDATE_DOCS") == "1":
-            (ROOT / "docs").mkdir(exist_ok=True)
-            (ROOT / "docs" / "compare.png").write_bytes(path.read_bytes())
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        top, params = OUT / "ui-compare.png", OUT / "ui-compare-params.png"
+        page.screenshot(path=str(top), clip={"x": 0, "y": 0, "width": 1280, "height": 1100}, full_page=True)
+        page.locator("section.card:has(#compare-params)").screenshot(path=str(params))
+        for path in (top, params):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert str(tmp_path) not in page.inner_text("body")  # no temporary path on the page
+            if os.environ.get("UPDATE_DOCS") == "1":
+                (ROOT / "docs").mkdir(exist_ok=True)
+                (ROOT / "docs" / path.name).write_bytes(path.read_bytes())
     assert page.problems == []
 
 
@@ -406,7 +716,8 @@ def test_compare_screenshot_for_readme(page: Any, tmp_path: Path) -> None:
 def test_render_times_on_real_sizes(page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """1,000 versions on the versions page; 10 versions × 10,000 points on one chart.
 
-    The times are printed and written to test-output/ui/perf.json, not asserted.
+    The times are printed and written to test-output/ui/perf.json; each page must be drawn
+    within 0.5 s.
     """
     store = str(tmp_path / "store")
     monkeypatch.chdir(tmp_path)  # outside a git checkout: no git calls per version, a quicker fill
@@ -467,4 +778,13 @@ def test_render_times_on_real_sizes(page: Any, tmp_path: Path, monkeypatch: pyte
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "perf.json").write_text(json.dumps(results, indent=2))
     print("\nUI render times:\n" + json.dumps(results, indent=2))
+    # from the hash change to the page drawn (data fetched, tables built, charts painted)
+    for key in (
+        "versions_page_1000_ms_cold",
+        "versions_page_1000_ms_warm",
+        "compare_10x10000_downsampled_ms_cold",
+        "compare_10x10000_downsampled_ms_warm",
+        "compare_10x10000_all_points_ms",
+    ):
+        assert results[key] < 500, (key, results[key])
     assert page.problems == []

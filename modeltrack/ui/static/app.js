@@ -436,8 +436,13 @@
 
     // Rows are separate grids (so off-screen ones can skip layout), so column widths are
     // fixed up front: each at least as wide as its header's full name (a very long one wraps).
-    const HEAD_PAD = 18 + 16; // cell padding and the sort arrow
+    const HEAD_PAD = 18 + 18; // cell padding and the sort arrow
     const width = (label, base) => Math.max(base, Math.min(280, labelWidth(label) + HEAD_PAD));
+    // a metric name may break after "_", "/", "." or "-" (never inside a word): its column
+    // needs only its widest part, so more metrics fit side by side, each under its full name
+    const parts = (name) => name.split(/(?<=[_/.-])/);
+    const metricWidth = (name) => Math.max(72, Math.min(280, Math.max(...parts(name).map(labelWidth)) + HEAD_PAD));
+    const metricLabel = (name) => parts(name).flatMap((p, i) => (i ? [h("wbr"), p] : [p]));
     const fixedColumns = [
       { col: { label: "", key: "sel", cls: "sel", cell: (v) => h("input", {
         type: "checkbox", class: "pick", "aria-label": `select v${v.version}`, dataset: { version: String(v.version) },
@@ -445,12 +450,12 @@
         onchange: (e) => { if (e.target.checked) selected.add(v.version); else selected.delete(v.version); updateSelection(); },
       }) }, track: "34px" },
       { col: { label: "Version", key: "version", sort: (v) => v.version, cell: (v) => h("a", { href: versionHref(model, v.version), class: "version-link" }, `v${v.version}`) }, base: 70 },
-      { col: { label: "Status", key: "status", sort: (v) => v.status, cell: (v) => statusBadge(v.status) }, base: 100 },
+      { col: { label: "Status", key: "status", sort: (v) => v.status, cell: (v) => statusBadge(v.status) }, base: 92 },
       { col: { label: "Label", key: "label", sort: (v) => v.label, cell: (v) => v.label || "–" }, base: 70 },
-      { col: { label: "Created", key: "created", sort: (v) => v.created_at, cell: (v) => h("span", { title: v.created_at || "" }, fmtTime(v.created_at)) }, base: 172 },
-      { col: { label: "Duration", key: "duration", sort: (v) => v.duration_s, cls: "num", cell: (v) => fmtDuration(v.duration_s) }, base: 90 },
-      { col: { label: "Aliases", key: "aliases", sort: (v) => v.aliases.join(",") || null, cell: (v) => v.aliases.map((a) => chip(a, "alias", a)) }, base: 90, grow: "1fr" },
-      { col: { label: "Tags", key: "tags", sort: (v) => Object.keys(v.tags || {}).join(",") || null, cell: (v) => Object.entries(v.tags || {}).map(([k, x]) => chip(tagText(k, x), "tag", tagText(k, x))) }, base: 110, grow: "1.4fr" },
+      { col: { label: "Created", key: "created", cls: "nowrap", sort: (v) => v.created_at, cell: (v) => h("span", { title: v.created_at || "" }, fmtTime(v.created_at).slice(0, 16)) }, base: 146 },
+      { col: { label: "Duration", key: "duration", sort: (v) => v.duration_s, cls: "num", cell: (v) => fmtDuration(v.duration_s) }, base: 84 },
+      { col: { label: "Aliases", key: "aliases", sort: (v) => v.aliases.join(",") || null, cell: (v) => v.aliases.map((a) => chip(a, "alias", a)) }, base: 80, grow: "1fr" },
+      { col: { label: "Tags", key: "tags", sort: (v) => Object.keys(v.tags || {}).join(",") || null, cell: (v) => Object.entries(v.tags || {}).map(([k, x]) => chip(tagText(k, x), "tag", tagText(k, x))) }, base: 90, grow: "1.4fr" },
     ];
     const tableBox = h("div", { class: "table-scroll" });
     let table = null;
@@ -458,8 +463,8 @@
       const columns = fixedColumns.map((c) => c.col);
       const tracks = fixedColumns.map((c) => c.track || (c.grow ? `minmax(${width(c.col.label, c.base)}px, ${c.grow})` : `${width(c.col.label, c.base)}px`));
       for (const name of shown) {
-        columns.push({ label: name, title: name, key: "m:" + name, cls: "num", sort: (v) => (v.metrics || {})[name], cell: (v) => fmtNum((v.metrics || {})[name]) });
-        tracks.push(`minmax(${width(name, 80)}px, 0.8fr)`);
+        columns.push({ label: metricLabel(name), title: name, key: "m:" + name, cls: "num", sort: (v) => (v.metrics || {})[name], cell: (v) => fmtNum((v.metrics || {})[name]) });
+        tracks.push(`minmax(${metricWidth(name)}px, 0.8fr)`);
       }
       const old = table;
       table = dataTable({
@@ -484,7 +489,7 @@
       shown = [...shown.filter((n) => on.has(n)), ...metricNames.filter((n) => on.has(n) && !shown.includes(n))];
       const all = shown.length === Math.min(metricNames.length, DEFAULT_METRIC_COLUMNS) && shown.every((n, i) => n === metricNames[i]);
       const hash = `#/m/${enc(model)}` + (all ? "" : `?metrics=${shown.map(enc).join(",")}`);
-      history.replaceState(null, "", location.pathname + location.search + hash);
+      window.history.replaceState(null, "", location.pathname + location.search + hash);
       setInfo();
       buildTable();
     });
