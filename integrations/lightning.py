@@ -1,24 +1,35 @@
-"""PyTorch Lightning integration: ``Trainer(callbacks=[ModelTrackCallback()])``.
+"""PyTorch Lightning: a ``Logger``, a ``Callback``, or both; every ``Trainer.fit`` is a version.
 
-Every ``Trainer.fit`` becomes a numbered version: hyperparameters (the module's and the
-datamodule's ``hparams``, trainer settings, optimizers and schedulers), everything logged
-with ``self.log`` as per-epoch series, the checkpoints the user's ``ModelCheckpoint``
-writes, data fingerprints, and the status (finished, failed, interrupted).
+    Trainer(logger=ModelTrackLogger(model="mnist"))                     # the logger
+    Trainer(callbacks=[ModelTrackCallback(model="mnist")])              # or the callback
+    Trainer(logger=[TensorBoardLogger("tb"), ModelTrackLogger()],       # or both, beside
+            callbacks=[ModelTrackCallback()])                           # other loggers: one version
 
-Both ``lightning.pytorch`` and ``pytorch_lightning`` work. They ship distinct ``Callback``
-base classes, so :class:`ModelTrackCallback` is a plain class whose ``__new__`` returns an
-instance of a subclass made on first use that derives from ``ModelTrackCallback`` *and*
-from the ``Callback`` class of each package in use: the package(s) already imported, or
-the one named with ``package=``. With both imported, the instance derives from both bases
-and either ``Trainer`` accepts it. The subclasses are module attributes created on demand
-(module ``__getattr__``), so instances pickle (``ddp_spawn``) and nothing of Lightning is
-imported by importing this module.
+Each way, one ``fit`` becomes one version holding: hyperparameters (the module's and the
+datamodule's ``hparams``, anything else sent to ``Logger.log_hyperparams``, the LightningCLI
+config as ``config.yaml``), trainer settings, optimizers and schedulers; every value Lightning
+hands its loggers, under Lightning's own names and step numbers (``loss_step`` every
+``Trainer(log_every_n_steps)`` steps and ``loss_epoch`` per epoch for
+``self.log("loss", on_step=True, on_epoch=True)``, ``val_loss``, ``lr-SGD`` from
+``LearningRateMonitor``…); the checkpoints the user's ``ModelCheckpoint`` writes, stored as
+they are written (local paths and fsspec URLs such as ``s3://``); data fingerprints; the
+architecture; the status (finished, failed, interrupted). ``trainer.test``/``validate`` after
+``fit`` add an *evaluation* to the fit's version instead of making another one. Runs that
+train nothing (``fast_dev_run``, a ``fit`` resumed at ``max_epochs``) make no version.
 
-Example:
-    >>> from lightning.pytorch import Trainer
-    >>> from modeltrack.integrations.lightning import ModelTrackCallback
-    >>> trainer = Trainer(max_epochs=3, callbacks=[ModelTrackCallback(model="mnist")])
-    >>> trainer.fit(module, datamodule=dm)          # -> mnist@v1, mnist@v2, ...
+The callback owns the version and the logger is how Lightning's values reach it: a callback on
+a trainer without a ModelTrackLogger adds a private one to ``trainer.loggers`` for the run
+(appended, and when it is the only logger it answers as if there were none, so checkpoint
+directories, ``trainer.log_dir`` and the progress bar stay as they were); a ModelTrackLogger
+on a trainer without the callback adds one when Lightning first asks for its ``experiment``.
+
+Both ``lightning.pytorch`` and ``pytorch_lightning`` work. They ship distinct base classes,
+so ``ModelTrackCallback`` and ``ModelTrackLogger`` are classes made on first use that derive
+from the ``Callback`` (``Logger``) of each package in use: those already imported, else those
+installed (``package=`` picks one). They are real subclasses, so LightningCLI accepts
+``--trainer.callbacks+=modeltrack.integrations.lightning.ModelTrackCallback`` and the same
+class paths in a YAML config; they pickle (``ddp_spawn``); importing this module imports
+nothing of Lightning.
 """
 
 from __future__ import annotations
@@ -30,28 +41,22 @@ import os
 import shutil
 import sys
 import tempfile
+import types
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from typing_extensions import Self, override
-
-from modeltrack import config, patching
+from modeltrack import patching
 from modeltrack.capture.datasets import fingerprint_loader, flatten_loaders
 from modeltrack.capture.model import attributes, module_architecture, optimizer_settings, scheduler_settings
 from modeltrack.checkpoints import POLICIES, CheckpointMirror, CheckpointPolicy
-from modeltrack.errors import InvalidValueError
-from modeltrack.patching import Patcher, safe_call, wrap
-from modeltrack.patching import disable as _disable_patches
-from modeltrack.patching import enable as _enable_patches
-from modeltrack.tracking import Version, start
+from modeltrack.errors import InvalidValueError, ModelTrackWarning
+from modeltrack.patching import safe_call
+from modeltrack.tracking import Version, default_model_name, start
 
 if TYPE_CHECKING:
-    from lightning.pytorch import Callback as _CallbackBase
     from lightning.pytorch import LightningModule, Trainer
-
-    from modeltrack.stores import Store
-else:
-    _CallbackBase = object
 
 #: the two distributions, by the module that holds ``Trainer`` and ``Callback``
 PACKAGES = ("lightning.pytorch", "pytorch_lightning")
@@ -60,44 +65,53 @@ FRAMEWORK = "lightning"
 #: artifact names inside the version
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_FILE = "model.ckpt"
+CONFIG_FILE = "config.yaml"
 #: the key under which a checkpoint carries the version that wrote it
 CHECKPOINT_KEY = "modeltrack"
 _AUTOLOG_KEY = "lightning"
 _LABELS = {"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch_lightning"}
+_BASES: dict[str, Callable[[str], type]] = {
+    "Callback": lambda pkg: importlib.import_module(pkg).Callback,
+    "Logger": lambda pkg: importlib.import_module(pkg + ".loggers").Logger,
+}
+#: the version each LightningModule was last fitted into (a later ``trainer.test`` evaluates it)
+_FITTED: weakref.WeakKeyDictionary[Any, Version] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------- dual-package classes
-def _class_name(packages: tuple[str, ...]) -> str:
-    return "ModelTrackCallback_" + "_and_".join(_LABELS[p] for p in packages)
+def _class_name(role: str, packages: tuple[str, ...]) -> str:
+    return f"ModelTrack{role}_" + "_and_".join(_LABELS[p] for p in packages)
 
 
-_CLASSES: dict[tuple[str, ...], type] = {}
+_CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
 
 
-def _callback_class(packages: Iterable[str]) -> type[ModelTrackCallback]:
-    """The ``ModelTrackCallback`` subclass deriving from the ``Callback`` of each package."""
+def _concrete(role: str, packages: Iterable[str]) -> Any:
+    """The class of ``role`` (``"Callback"``, ``"Logger"``) deriving from that base of each package."""
     key = tuple(p for p in PACKAGES if p in set(packages))
     if not key:
         raise InvalidValueError(f"no Lightning package among {list(packages)!r}; use {PACKAGES}", value=packages)
-    cls = _CLASSES.get(key)
+    cls = _CLASSES.get((role, key))
     if cls is None:
-        bases = tuple(importlib.import_module(p).Callback for p in key)
-        name = _class_name(key)
-        cls = type(
-            name,
-            (ModelTrackCallback, *bases),
-            {"__module__": __name__, "__qualname__": name, "__doc__": ModelTrackCallback.__doc__},
-        )
-        _CLASSES[key] = cls
+        impl = _ModelTrackCallback if role == "Callback" else _ModelTrackLogger
+        name = _class_name(role, key)
+        bases = (impl, *(_BASES[role](p) for p in key))
+        ns = {"__module__": __name__, "__qualname__": name, "__doc__": impl.__doc__}
+        cls = types.new_class(name, bases, exec_body=lambda body: body.update(ns))
+        _CLASSES[(role, key)] = cls
         globals()[name] = cls
     return cls
 
 
 def __getattr__(name: str) -> Any:
-    # Pickle (ddp_spawn workers) looks the concrete classes up by name in a fresh process.
-    for key in ((PACKAGES[0],), (PACKAGES[1],), PACKAGES):
-        if _class_name(key) == name:
-            return _callback_class(key)
+    # The public names resolve to the packages in use now; pickle (ddp_spawn workers) looks
+    # the concrete classes up by their own names in a fresh process.
+    if name in ("ModelTrackCallback", "ModelTrackLogger"):
+        return _concrete(name[len("ModelTrack") :], _resolve_packages(None))
+    for role in _BASES:
+        for key in ((PACKAGES[0],), (PACKAGES[1],), PACKAGES):
+            if _class_name(role, key) == name:
+                return _concrete(role, key)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -141,34 +155,68 @@ def _resolve_packages(package: str | None) -> list[str]:
     packages = _imported_packages() or _installed_packages()
     if not packages:
         raise ImportError(
-            "ModelTrackCallback needs PyTorch Lightning: pip install 'modeltrack[lightning]' "
+            "modeltrack's Lightning integration needs PyTorch Lightning: pip install 'modeltrack[lightning]' "
             "(or 'modeltrack[pytorch-lightning]')"
         )
     return packages
 
 
-def _validate(checkpoints: str | None, every_n_epochs: int, log_every_n_steps: int | None) -> CheckpointPolicy:
-    if log_every_n_steps is not None and (not isinstance(log_every_n_steps, int) or log_every_n_steps < 0):
-        raise InvalidValueError(
-            f"log_every_n_steps={log_every_n_steps!r} must be None (step-only metrics at the Trainer's "
-            f"cadence), 0 (no step values) or an int >= 1",
-            value=log_every_n_steps,
-        )
-    return CheckpointPolicy(checkpoints, every_n_epochs=every_n_epochs, checkpoint_budget=None)
+class _Dual:
+    """Construction picks the concrete class for the packages in use (or ``package=``)."""
+
+    _role = ""
+
+    def __new__(cls, *args: Any, _unpickling: bool = False, **kwargs: Any) -> Any:
+        if not _unpickling and cls in _CLASSES.values():  # ours, not a user's subclass
+            wanted = _concrete(cls._role, _resolve_packages(kwargs.get("package")))
+            if wanted is not cls:
+                obj = object.__new__(wanted)
+                obj.__init__(*args, **kwargs)  # type.__call__ skips __init__ for another class
+                return obj
+        return object.__new__(cls)
+
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (), {"_unpickling": True}
+
+
+def _settings(
+    model: str | None,
+    store: Any,
+    checkpoints: str | None,
+    every_n_epochs: int,
+    data_fingerprint: bool,
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    package: str | None,
+) -> dict[str, Any]:
+    CheckpointPolicy(checkpoints, every_n_epochs=every_n_epochs, checkpoint_budget=None)  # validates
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidValueError(f"params={type(params).__name__} is invalid; pass a mapping", value=params)
+    _resolve_packages(package) if package is not None else None
+    return {
+        "model": model,
+        "store": store,
+        "checkpoints": checkpoints,
+        "every_n_epochs": every_n_epochs,
+        "data_fingerprint": data_fingerprint,
+        "params": dict(params or {}),
+        "tags": dict(tags or {}),
+        "package": package,
+    }
 
 
 # ---------------------------------------------------------------------- the callback
-class ModelTrackCallback(_CallbackBase):
+class _ModelTrackCallback(_Dual):
     """Record every ``Trainer.fit`` as a new version of ``model``.
 
-    Works with ``lightning.pytorch`` and ``pytorch_lightning`` alike (see the module
-    docstring). Only global rank zero writes; other ranks run the same hooks without
-    writing. Tracking failures become warnings (errors when ``MODELTRACK_STRICT=1``);
-    training is never stopped by them.
+    Only global rank zero writes; other ranks run the same hooks without writing. Tracking
+    failures become warnings (errors when ``MODELTRACK_STRICT=1``); training never stops
+    because of them.
 
     Args:
-        model: model name; default ``MODELTRACK_MODEL``, else the LightningModule's class name.
-        store: store URI or object; default ``MODELTRACK_STORE``.
+        model: model name; default ``MODELTRACK_MODEL``, else the script's name, else the
+            LightningModule's class name.
+        store: store URI (or a ``Store``); default ``MODELTRACK_STORE``.
         checkpoints: what to keep of the checkpoints the user's ``ModelCheckpoint``(s) write
             (each is stored as soon as it is written, so a crash loses nothing):
             ``"best"`` (default) mirrors the ModelCheckpoint — what it keeps (top-k, last)
@@ -179,82 +227,76 @@ class ModelTrackCallback(_CallbackBase):
             also saves one every ``every_n_epochs`` epochs). ``None`` (or ``"none"``) stores
             nothing. See :class:`modeltrack.checkpoints.CheckpointMirror`.
         every_n_epochs: period of the ``"every_n"`` policy.
-        log_every_n_steps: step-level values: ``None`` (default) records metrics logged
-            only per step (``on_epoch=False``, the ``training_step`` default) every
-            ``Trainer(log_every_n_steps)`` steps; ``N`` records every per-step value (those
-            also aggregated per epoch as ``NAME_step``) every N steps; ``0`` records none.
-        data_fingerprint: fingerprint the datasets behind the train/val dataloaders.
+        data_fingerprint: fingerprint the datasets behind the train/val (and test) dataloaders.
         params: extra hyperparameters to record.
         tags: tags for the version.
         package: force ``"lightning"`` or ``"pytorch_lightning"`` instead of detecting it.
 
     Attributes:
         version: the :class:`~modeltrack.Version` of the last ``fit`` on this process
-            (``None`` on ranks other than zero, or before ``fit``).
+            (``None`` on ranks other than zero, before ``fit``, or when it trained nothing).
 
     Example:
         >>> trainer = Trainer(max_epochs=5, callbacks=[ModelCheckpoint(monitor="val_loss"),
         ...                                            ModelTrackCallback(model="churn")])
         >>> trainer.fit(model, datamodule=dm)
+        >>> trainer.test(model, datamodule=dm)   # an evaluation "test" of the same version
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        if cls is ModelTrackCallback:
-            cls = _callback_class(_resolve_packages(kwargs.get("package")))  # type: ignore[assignment]
-        return super().__new__(cls)  # type: ignore[misc]
+    _role = "Callback"
 
     def __init__(
         self,
         model: str | None = None,
-        store: Store | str | None = None,
+        store: str | None = None,
         *,
         checkpoints: str | None = "best",
         every_n_epochs: int = 1,
-        log_every_n_steps: int | None = None,
         data_fingerprint: bool = True,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         package: str | None = None,
     ) -> None:
-        self._policy = _validate(checkpoints, every_n_epochs, log_every_n_steps)
-        self.model = model
-        self.store = store
-        self.checkpoints = checkpoints
-        self.every_n_epochs = every_n_epochs
-        self.log_every_n_steps = log_every_n_steps
-        self.data_fingerprint = data_fingerprint
-        self.params = dict(params or {})
-        self.tags = dict(tags or {})
-        self.package = package
+        s = _settings(model, store, checkpoints, every_n_epochs, data_fingerprint, params, tags, package)
+        self._policy = CheckpointPolicy(checkpoints, every_n_epochs=every_n_epochs, checkpoint_budget=None)
+        self.model, self.store, self.checkpoints = s["model"], s["store"], s["checkpoints"]
+        self.every_n_epochs, self.data_fingerprint = s["every_n_epochs"], s["data_fingerprint"]
+        self.params, self.tags, self.package = s["params"], s["tags"], s["package"]
         self.version: Version | None = None
         self._reset()
 
     def _reset(self) -> None:
         self._v: Version | None = None  # the version being written (rank zero, during fit)
-        self._mirror: CheckpointMirror | None = None  # the checkpoints stored (rank zero, during fit)
+        self._trainer: Any = None
+        self._module: Any = None
+        self._stage: str | None = None
+        self._mirror: CheckpointMirror | None = None
         self._io: _TrackingCheckpointIO | None = None
         self._io_host: Any = None
+        self._logger: _ModelTrackLogger | None = None
+        self._added_logger: _ModelTrackLogger | None = None
         self._own_save = False
         self._tmpdir: str | None = None
-        self._pending_epoch: tuple[int, int] | None = None
-        self._seen: dict[str, Any] = {}
-        self._last_step = -1
+        self._pending_params: list[dict[str, Any]] = []
+        self._resume: dict[str, Any] | None = None
+        self._remote: dict[str, str] = {}  # checkpoint URL -> the local copy stored
         self._data_done: set[str] = set()
         self._failure: BaseException | None = None
         self._fitting = False
+        self._eval: tuple[Version | str | None, dict[str, Any]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers of ddp_spawn get the configuration, never the running state.
         state = dict(self.__dict__)
         state["version"] = None
-        state.update({k: None for k in ("_v", "_mirror", "_io", "_io_host", "_failure")})
+        running = ("_v", "_trainer", "_module", "_mirror", "_io", "_io_host", "_logger", "_added_logger", "_eval")
+        state.update({k: None for k in running}, _failure=None)
         return state
 
     def __repr__(self) -> str:
         where = self.version.ref if self.version is not None else self.model or "?"
         return f"<ModelTrackCallback {where} checkpoints={self.checkpoints!r}>"
 
-    # ------------------------------------------------------------------ helpers
     def _guard(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return safe_call(f"modeltrack Lightning callback ({what})", fn, *args, **kwargs)
 
@@ -264,22 +306,54 @@ class ModelTrackCallback(_CallbackBase):
         return v is not None and not v.closed
 
     # ------------------------------------------------------------------ lifecycle
-    @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit":
+        if stage == "fit":
+            self._reset()
+            if getattr(trainer, "fast_dev_run", False):
+                return  # a smoke test of the code, not a training run (Lightning disables loggers too)
+            self._fitting = True
+        elif stage in ("test", "validate"):
+            if not trainer.is_global_zero or getattr(trainer, "fast_dev_run", False):
+                return
+            fitted = self.version if self.version is not None and self.version.closed else _FITTED.get(pl_module)
+            self._eval = (fitted, {})  # or the version named by the checkpoint it loads
+        else:
             return
-        self._reset()
-        self._fitting = True
-        if not trainer.is_global_zero:
-            return
-        self._guard("starting the version", self._start, trainer, pl_module)
-        if self._v is not None:
+        self._trainer, self._module, self._stage = trainer, pl_module, stage
+        self._guard("attaching the logger", self._bind_logger, trainer)
+        if self._fitting and trainer.is_global_zero:
             self._guard("following checkpoints", self._install_io, trainer)
 
-    def _start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        name = self.model or config.model_name() or _default_name(pl_module)
+    def _bind_logger(self, trainer: Trainer) -> None:
+        mine = next((lg for lg in trainer.loggers if isinstance(lg, _ModelTrackLogger)), None)
+        if mine is None:
+            mine = _concrete("Logger", (_package_of(trainer),))(_added=True)
+            mine._mimic = str(trainer.loggers[0].version) if trainer.loggers else ""
+            trainer.loggers = [*trainer.loggers, mine]
+            self._added_logger = mine
+        mine._callback = self
+        mine._root = trainer.default_root_dir
+        self._logger = mine
+
+    def _unbind_logger(self) -> None:
+        added, trainer = self._added_logger, self._trainer
+        if added is not None and trainer is not None:
+            trainer.loggers = [lg for lg in trainer.loggers if lg is not added]
+        if self._logger is not None and self._logger._callback is self:
+            self._logger._callback = None
+        self._logger = self._added_logger = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._fitting and self._v is None and trainer.is_global_zero:
+            self._guard("starting the version", self._begin)
+
+    def _begin(self) -> None:
+        """Training starts: create the version and record everything known before epoch 0."""
+        trainer, pl_module = self._trainer, self._module
+        name = self.model or default_model_name(None, python_scripts=True) or _default_name(pl_module)
         v = start(name, store=self.store, tags=self.tags or None)
         self._v = self.version = v
+        _FITTED[pl_module] = v
         self._mirror = CheckpointMirror(v, self._policy, prefix=CHECKPOINT_DIR)
         # A ddp_spawn worker whose exception Lightning never reports to callbacks exits with
         # the version open: it fails then, instead of being finished by the core at exit.
@@ -296,29 +370,25 @@ class ModelTrackCallback(_CallbackBase):
         if dm is not None:
             info["datamodule_class"] = f"{type(dm).__module__}:{type(dm).__qualname__}"
         self._guard("recording the framework", v.set_framework, FRAMEWORK, **info)
+        self._guard("recording the architecture", lambda: v.log_info(**module_architecture(pl_module)))
         self._guard("recording hyperparameters", v.log_params, _hparams(pl_module))
         if dm is not None:
             self._guard("recording datamodule hyperparameters", v.log_params, {"data": _hparams(dm)})
         self._guard("recording trainer settings", v.log_params, {"trainer": _trainer_params(trainer)})
-        if self.params:
-            self._guard("recording params", v.log_params, self.params)
-
-    @override
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        v = self._v
-        if v is not None and not v.closed:
-            self._guard("recording optimizers", lambda: v.log_params(_optimizer_params(trainer)))
-            self._guard("recording the architecture", lambda: v.log_info(**module_architecture(pl_module)))
-
-    @override
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._active and self.data_fingerprint:
+        self._guard("recording optimizers", v.log_params, _optimizer_params(trainer))
+        for params in [self.params, *self._pending_params]:
+            if params:
+                self._guard("recording params", v.log_params, params)
+        self._pending_params = []
+        self._guard("storing the LightningCLI config", self._log_cli_config, trainer)
+        if self._resume is not None:
+            self._guard("recording the resumed version", self._log_resume, self._resume)
+        if self.data_fingerprint:
             self._guard("fingerprinting the training data", self._log_data, "train", trainer.train_dataloader)
             self._guard("fingerprinting the validation data", self._log_data, "val", trainer.val_dataloaders)
 
-    @override
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._active and self.data_fingerprint and self._fitting and "val" not in self._data_done:
+        if self._active and self.data_fingerprint and "val" not in self._data_done:
             self._guard("fingerprinting the validation data", self._log_data, "val", trainer.val_dataloaders)
 
     def _log_data(self, name: str, loaders: Any) -> None:
@@ -330,79 +400,14 @@ class ModelTrackCallback(_CallbackBase):
         for sub, loader in flatten_loaders(name, loaders):
             self._guard(f"fingerprinting {sub}", _log_loader, v, sub, loader)
 
-    @override
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._pending_epoch is not None and self._active:
-            self._guard("recording epoch metrics", self._close_epoch, trainer)
-
-    @override
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        every = self.log_every_n_steps
-        if every == 0 or self._v is None:
-            return
-        step = trainer.global_step
-        n = every or getattr(trainer, "log_every_n_steps", 50)
-        if n and step % n == 0 and step != self._last_step and self._active:
-            self._last_step = step
-            self._guard("recording step metrics", self._log_step, trainer, step)
-
-    def _log_step(self, trainer: Trainer, step: int) -> None:
-        results = _results(trainer, "train")
-        if results is not None:
-            every = self.log_every_n_steps
-            keys = [
-                f"{n}_step" if on_ep else n
-                for n, on_step, on_ep in _logged(results)
-                if on_step and (every or not on_ep)
-            ]
-            self._log_fresh(trainer.callback_metrics, keys, step, trainer.current_epoch)
-
-    @override
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._active and self._fitting and not trainer.sanity_checking:
-            self._guard("recording validation metrics", self._log_val, trainer)
-
-    def _log_val(self, trainer: Trainer) -> None:
-        values = trainer.callback_metrics
-        names = _epoch_names(_results(trainer, "val"), values, valid_only=True)
-        self._log_fresh(values, names, trainer.global_step, trainer.current_epoch)
-
-    @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # Lightning computes the epoch aggregates after every callback's on_train_epoch_end
-        # (and after LightningModule.on_train_epoch_end may log more): they are recorded
-        # at the next epoch start, or at the end of training.
         epoch = trainer.current_epoch
-        self._pending_epoch = (epoch, trainer.global_step)
         if self._policy.name == "every_n" and self._policy.due(epoch) and not _checkpoint_callbacks(trainer):
             self._guard(
                 "saving a checkpoint", self._save_own, trainer, f"{CHECKPOINT_DIR}/epoch={epoch}.ckpt", "checkpoint"
             )
 
-    def _close_epoch(self, trainer: Trainer) -> None:
-        assert self._pending_epoch is not None
-        epoch, step = self._pending_epoch
-        self._pending_epoch = None
-        values = trainer.callback_metrics
-        self._log_fresh(values, _epoch_names(_results(trainer, "train"), values), step, epoch)
-
-    def _log_fresh(self, values: Mapping[str, Any], names: list[str], step: int, epoch: int) -> None:
-        """Record the values of ``names`` not recorded yet (Lightning keeps stale objects around)."""
-        points = {}
-        for name in names:
-            value = values.get(name)
-            if value is not None and value is not self._seen.get(name):
-                self._seen[name] = value
-                points[name] = value
-        if points and self._v is not None:
-            self._v.log_metrics(points, step=step, epoch=epoch)
-
-    @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._pending_epoch is not None and self._active:
-            self._guard("recording epoch metrics", self._close_epoch, trainer)
         if self._policy.name != "none" and not _checkpoint_callbacks(trainer):
             self._guard("saving the final weights", self._save_own, trainer, FINAL_MODEL_FILE, "model")
 
@@ -410,9 +415,7 @@ class ModelTrackCallback(_CallbackBase):
         """Save a checkpoint ourselves (every rank must call ``save_checkpoint``)."""
         if not self._fitting:
             return
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="modeltrack-lightning-")
-        path = os.path.join(self._tmpdir, name.replace("/", "_"))
+        path = os.path.join(self._scratch(), name.replace("/", "_"))
         self._own_save = True
         try:
             trainer.save_checkpoint(path)
@@ -425,29 +428,37 @@ class ModelTrackCallback(_CallbackBase):
             with contextlib.suppress(OSError):
                 os.remove(path)
 
-    @override
+    def _scratch(self) -> str:
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="modeltrack-lightning-")
+        return self._tmpdir
+
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._active:
             self._guard("storing the checkpoints", self._reconcile, trainer)
             self._end(None)
 
-    @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        self._uninstall_io()
-        if self._active:  # fit ended without on_fit_end or on_exception (should not happen)
-            self._end(self._failure)
-        self._cleanup()
+        if stage == "fit":
+            self._uninstall_io()
+            if self._active:  # fit ended without on_fit_end or on_exception (should not happen)
+                self._end(self._failure)
+            self._cleanup()
+        elif self._eval is not None:
+            self._guard("recording the evaluation", self._evaluate, trainer, stage)
+            self._eval = None
+        self._unbind_logger()
 
-    @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._eval = None
         if not self._fitting:
+            self._unbind_logger()
             return
-        if self._pending_epoch is not None and self._active:
-            self._guard("recording epoch metrics", self._close_epoch, trainer)
+        if self._v is None and trainer.is_global_zero and self._module is not None:
+            self._guard("starting the version", self._begin)  # failed before training began: still a run
         self._failure = exception
         self._cleanup()  # the teardown hook does not run after an exception
+        self._unbind_logger()
         if self._io is not None and any(
             getattr(cb, "save_on_exception", False) for cb in _checkpoint_callbacks(trainer)
         ):
@@ -469,22 +480,88 @@ class ModelTrackCallback(_CallbackBase):
             self._tmpdir = None
         self._fitting = False
 
+    # ------------------------------------------------------------------ what the logger hands over
+    def _log_metrics(self, metrics: Mapping[str, Any], step: int | None) -> None:
+        values = dict(metrics)
+        epoch = values.pop("epoch", None)
+        if self._eval is not None:
+            self._eval[1].update(values)
+        elif self._active and self._v is not None:
+            trainer = self._trainer
+            epoch = int(epoch) if epoch is not None else getattr(trainer, "current_epoch", None)
+            self._v.log_metrics(values, step=step if step is not None else trainer.global_step, epoch=epoch)
+
+    def _log_hyperparams(self, params: Mapping[str, Any]) -> None:
+        params = dict(params)
+        config = params.pop("config", None)  # SaveConfigCallback.save_config's documented pattern
+        if isinstance(config, str) and self._fitting:
+            self._pending_config = config
+        known = set(_hparams(self._module)) | set(_hparams(getattr(self._trainer, "datamodule", None)))
+        extra = {k: v for k, v in params.items() if k not in known and k not in ("_class_path", "_instantiator")}
+        if not extra or not self._fitting:
+            return
+        if self._v is None:
+            self._pending_params.append(extra)
+        elif self._active:
+            self._v.log_params(extra)
+
+    def _checkpoint_saved(self, checkpoint_callback: Any) -> None:
+        """``Logger.after_save_checkpoint``: store what the ModelCheckpoint holds that the
+        checkpoint IO did not see being written (strategies that bypass it)."""
+        trainer, mirror = self._trainer, self._mirror
+        if not self._active or mirror is None or trainer is None or self._policy.name == "none":
+            return
+        held = [(p, _metadata(checkpoint_callback, p)) for p in _held(checkpoint_callback) if "://" not in p]
+        if any(os.path.abspath(p) not in mirror.files for p, _ in held):
+            mirror.reconcile(held, epoch=trainer.current_epoch, step=trainer.global_step, best_path=_best_path(trainer))
+
+    def _log_cli_config(self, trainer: Trainer) -> None:
+        """The LightningCLI config (``SaveConfigCallback``'s parser and config), as ``config.yaml``."""
+        text = getattr(self, "_pending_config", None)
+        for cb in getattr(trainer, "callbacks", ()):
+            if text is None and any(c.__name__ == "SaveConfigCallback" for c in type(cb).__mro__):
+                text = cb.parser.dump(cb.config, skip_none=False)
+        if text is None or self._v is None:
+            return
+        path = os.path.join(self._scratch(), CONFIG_FILE)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        self._v.log_artifact(path, kind="config", name=CONFIG_FILE)
+
+    def _evaluate(self, trainer: Trainer, stage: str) -> None:
+        assert self._eval is not None
+        target, metrics = self._eval
+        if not metrics or target is None:
+            return
+        loaders = trainer.test_dataloaders if stage == "test" else trainer.val_dataloaders
+        data = {}
+        if self.data_fingerprint and loaders is not None:
+            data = {sub: fingerprint_loader(dl) for sub, dl in flatten_loaders(stage, loaders)}
+        source = f"{_package_of(trainer)} trainer.{stage}"
+        if isinstance(target, str):
+            from modeltrack.api import evaluate
+
+            evaluate(target, metrics, name=stage, data=data, source=source, store=self.store)
+        else:
+            target.evaluate(metrics, name=stage, data=data, source=source)
+
     # ------------------------------------------------------------------ resume
-    @override
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         v = self._v
         if v is not None and not v.closed:
             checkpoint[CHECKPOINT_KEY] = {"model": v.model, "version": v.number, "ref": v.ref}
 
-    @override
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        if self._active and self._fitting:
-            self._guard("recording the resumed version", self._log_resume, trainer, checkpoint)
-
-    def _log_resume(self, trainer: Trainer, checkpoint: dict[str, Any]) -> None:
-        assert self._v is not None
-        path = getattr(trainer, "ckpt_path", None)
+        if self._fitting:
+            path = getattr(trainer, "ckpt_path", None)
+            self._resume = {"path": path, **{k: checkpoint.get(k) for k in (CHECKPOINT_KEY, "epoch", "global_step")}}
         meta = checkpoint.get(CHECKPOINT_KEY)
+        if self._eval is not None and self._eval[0] is None and isinstance(meta, dict) and meta.get("ref"):
+            self._eval = (str(meta["ref"]), self._eval[1])  # evaluating a checkpoint a version stored
+
+    def _log_resume(self, resume: dict[str, Any]) -> None:
+        assert self._v is not None
+        path, meta = resume["path"], resume[CHECKPOINT_KEY]
         parent = None
         if isinstance(meta, dict) and meta.get("model") and meta.get("version"):
             parent = f"{meta['model']}@v{int(meta['version'])}"
@@ -492,8 +569,8 @@ class ModelTrackCallback(_CallbackBase):
             parent = self._v.find_stored(str(path))
         info = {
             "checkpoint": os.path.basename(str(path)) if path else None,
-            "epoch": checkpoint.get("epoch"),
-            "global_step": checkpoint.get("global_step"),
+            "epoch": resume["epoch"],
+            "global_step": resume["global_step"],
             "parent": parent,
         }
         self._v.log_info(resumed_from=info)
@@ -537,37 +614,51 @@ class ModelTrackCallback(_CallbackBase):
     def _on_saved(self, trainer: Trainer | None, path: str) -> None:
         if self._own_save or not self._active or trainer is None or self._mirror is None:
             return
-        path = os.path.abspath(path)
         owner = _owner_of(trainer, path)
+        meta = _metadata(owner, _norm(path))
+        if "://" in path:
+            meta["uri"] = path
+            path = self._fetch(path)
         self._mirror.written(
             path,
             epoch=trainer.current_epoch,
             step=trainer.global_step,
-            best_path=_best_path(trainer),
+            best_path=_best_path(trainer, self._remote),
             owned=owner is not None,
-            metadata=_metadata(owner, path),
+            metadata=meta,
         )
+
+    def _fetch(self, url: str) -> str:
+        """A local copy of a checkpoint written to an fsspec URL (``s3://``, ``gs://``…)."""
+        import fsspec
+
+        folder = os.path.join(self._scratch(), f"remote-{len(self._remote)}")
+        os.makedirs(folder, exist_ok=True)
+        local = self._remote.get(url) or os.path.join(folder, os.path.basename(url.rstrip("/")))
+        with fsspec.open(url, "rb") as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        self._remote[url] = local
+        return local
 
     def _on_removed(self, path: str) -> None:
         if not self._own_save and self._active and self._mirror is not None:
-            self._mirror.removed(path)
+            self._mirror.removed(self._remote.pop(path, path))
 
     def _reconcile(self, trainer: Trainer) -> None:
         """At the end: store what the ModelCheckpoints hold that was not seen being written
         (strategies that bypass the checkpoint IO), re-store files changed since, mark the best."""
         if self._mirror is None or self._policy.name == "none":
             return
-        held = [(p, _metadata(cb, p)) for cb in _checkpoint_callbacks(trainer) for p in _held(cb)]
-        self._mirror.reconcile(
-            held, epoch=trainer.current_epoch, step=trainer.global_step, best_path=_best_path(trainer)
-        )
+        held = [(self._remote.get(p, p), _metadata(cb, p)) for cb in _checkpoint_callbacks(trainer) for p in _held(cb)]
+        best = _best_path(trainer, self._remote)
+        self._mirror.reconcile(held, epoch=trainer.current_epoch, step=trainer.global_step, best_path=best)
 
 
 class _TrackingCheckpointIO:
-    """Delegates to the strategy's checkpoint IO and tells the callback about every file
-    written or removed (the checkpoint is stored as soon as it is on disk)."""
+    """Delegates to the strategy's checkpoint IO (a documented plugin seam) and tells the
+    callback about every file written or removed (the checkpoint is stored once on disk)."""
 
-    def __init__(self, inner: Any, callback: ModelTrackCallback, trainer: Any) -> None:
+    def __init__(self, inner: Any, callback: _ModelTrackCallback, trainer: Any) -> None:
         self.inner = inner
         self._callback = callback
         self._trainer = trainer
@@ -598,6 +689,114 @@ class _TrackingCheckpointIO:
             safe_call("modeltrack Lightning callback (ending the version)", self._callback._io_teardown)
 
 
+# ---------------------------------------------------------------------- the logger
+class _ModelTrackLogger(_Dual):
+    """A Lightning ``Logger`` that records each ``fit`` as a version (see the module docstring).
+
+    ``Trainer(logger=ModelTrackLogger())`` alone, in a list beside other loggers, or with a
+    :class:`ModelTrackCallback` (one version either way: the callback and the logger share it).
+    Takes the callback's arguments; ``experiment`` is the running :class:`~modeltrack.Version`
+    (``None`` before training starts and on ranks other than zero). Checkpoint directories and
+    ``trainer.log_dir`` are those Lightning uses without a logger (``save_dir`` defaults to the
+    trainer's ``default_root_dir``; ``name`` and ``version`` are empty).
+
+    Example:
+        >>> trainer = Trainer(logger=ModelTrackLogger(model="churn"), max_epochs=5)
+        >>> trainer.fit(model, datamodule=dm)
+        >>> trainer.logger.experiment.ref
+        'churn@v3'
+    """
+
+    _role = "Logger"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        store: str | None = None,
+        *,
+        checkpoints: str | None = "best",
+        every_n_epochs: int = 1,
+        data_fingerprint: bool = True,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        package: str | None = None,
+        save_dir: str | None = None,
+        _added: bool = False,
+    ) -> None:
+        super().__init__()
+        self._settings = _settings(model, store, checkpoints, every_n_epochs, data_fingerprint, params, tags, package)
+        self._save_dir = save_dir
+        self._added = _added  # made by a callback for the run, not by the user
+        self._mimic = ""
+        self._root: str | None = None
+        self._callback: _ModelTrackCallback | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_callback": None}
+
+    @property
+    def name(self) -> str:
+        return ""
+
+    @property
+    def version(self) -> str:
+        return self._mimic
+
+    @property
+    def save_dir(self) -> str | None:
+        return self._save_dir or self._root or os.getcwd()
+
+    @property
+    def experiment(self) -> Version | None:
+        """The version being recorded (Lightning asks for this first, during setup)."""
+        if self._callback is None and not self._added:
+            safe_call("modeltrack Lightning logger (adding its callback)", self._adopt_trainer)
+        cb = self._callback
+        return cb.version if cb is not None else None
+
+    def _adopt_trainer(self) -> None:
+        """Give the trainer that holds this logger a ModelTrackCallback unless it has one; the
+        callback binds this logger in its ``setup``. (A Logger is never told its trainer: the
+        trainer is the one in the calling frames whose ``loggers`` hold this very object.)"""
+        for _, local in patching.callers(6):
+            trainer: Any = local.get("trainer")
+            if any(lg is self for lg in getattr(trainer, "loggers", None) or ()):
+                if not any(isinstance(cb, _ModelTrackCallback) for cb in trainer.callbacks):
+                    cb = _concrete("Callback", (_package_of(trainer),))(**self._settings)
+                    trainer.callbacks.append(cb)
+                return
+        warnings.warn(
+            "modeltrack: ModelTrackLogger could not find its Trainer, so nothing is recorded; add "
+            "callbacks=[ModelTrackCallback()] to the Trainer",
+            ModelTrackWarning,
+            stacklevel=3,
+        )
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        cb = self._callback
+        if cb is not None:
+            raw = vars(params) if hasattr(params, "__dict__") and not isinstance(params, Mapping) else params
+            safe_call("modeltrack Lightning logger (recording hyperparameters)", cb._log_hyperparams, dict(raw))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        cb = self._callback
+        if cb is not None:
+            safe_call("modeltrack Lightning logger (recording metrics)", cb._log_metrics, metrics, step)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        cb = self._callback
+        if cb is not None:
+            safe_call("modeltrack Lightning logger (storing a checkpoint)", cb._checkpoint_saved, checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        """The callback ends the version (it sees the exception itself); nothing to do here."""
+
+
+if TYPE_CHECKING:
+    ModelTrackCallback = _ModelTrackCallback
+    ModelTrackLogger = _ModelTrackLogger
+
+
 # ---------------------------------------------------------------------- what is captured
 def _default_name(pl_module: Any) -> str:
     import re
@@ -606,36 +805,40 @@ def _default_name(pl_module: Any) -> str:
 
 
 def _hparams(obj: Any) -> dict[str, Any]:
+    """``hparams`` without LightningCLI's bookkeeping keys (``_instantiator``, ``_class_path``)."""
     hp = getattr(obj, "hparams", None)
     try:
-        return dict(hp) if hp else {}
+        return {k: v for k, v in dict(hp).items() if k not in ("_instantiator", "_class_path")} if hp else {}
     except (TypeError, ValueError):
         return {}
+
+
+def _norm(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _checkpoint_callbacks(trainer: Any) -> list[Any]:
     return list(getattr(trainer, "checkpoint_callbacks", None) or [])
 
 
-def _best_path(trainer: Any) -> str | None:
+def _best_path(trainer: Any, remote: Mapping[str, str] | None = None) -> str | None:
     cb = getattr(trainer, "checkpoint_callback", None)
     path = getattr(cb, "best_model_path", None)
-    return os.path.abspath(path) if path else None
+    return (remote or {}).get(path) or _norm(path) if path else None
 
 
 def _held(cb: Any, *extra: str) -> list[str]:
     """The files a ModelCheckpoint holds (best, last, top-k), absolute, once each."""
     paths = [getattr(cb, "best_model_path", ""), getattr(cb, "last_model_path", ""), *extra]
     paths += list(getattr(cb, "best_k_models", {}) or {})
-    return list(dict.fromkeys(os.path.abspath(p) for p in paths if p))
+    return list(dict.fromkeys(_norm(p) for p in paths if p))
 
 
 def _owner_of(trainer: Any, path: str) -> Any:
+    path = _norm(path)
     for cb in _checkpoint_callbacks(trainer):
         dirpath = getattr(cb, "dirpath", None)
-        if path in _held(cb, getattr(cb, "_last_checkpoint_saved", "")) or (
-            dirpath and os.path.dirname(path) == os.path.abspath(dirpath)
-        ):
+        if path in _held(cb) or (dirpath and os.path.dirname(path) == _norm(str(dirpath)).rstrip("/")):
             return cb
     return None
 
@@ -646,7 +849,7 @@ def _metadata(owner: Any, path: str) -> dict[str, Any]:
     if owner is not None:
         meta["monitor"] = getattr(owner, "monitor", None)
         score = (getattr(owner, "best_k_models", None) or {}).get(path)
-        if score is None and getattr(owner, "best_model_path", None) and os.path.abspath(owner.best_model_path) == path:
+        if score is None and getattr(owner, "best_model_path", None) and _norm(owner.best_model_path) == path:
             score = getattr(owner, "best_model_score", None)
         if score is not None:
             meta["score"] = float(score)
@@ -663,11 +866,12 @@ _CHECKPOINT_SETTINGS = ("monitor", "mode", "save_top_k", "save_last", "every_n_e
 
 def _trainer_params(trainer: Any) -> dict[str, Any]:
     out = attributes(trainer, _TRAINER_SETTINGS)
-    get = attributes(trainer, ("precision", "accelerator", "strategy", "callbacks"))
+    get = attributes(trainer, ("precision", "accelerator", "strategy", "callbacks", "loggers"))
     out["precision"] = str(get["precision"])
     out["accelerator"] = type(get["accelerator"]).__name__
     out["strategy"] = type(get["strategy"]).__name__
-    out["callbacks"] = [type(cb).__name__ for cb in get["callbacks"] or [] if not isinstance(cb, ModelTrackCallback)]
+    out["callbacks"] = [type(cb).__name__ for cb in get["callbacks"] or [] if not isinstance(cb, _ModelTrackCallback)]
+    out["loggers"] = [type(lg).__name__ for lg in get["loggers"] or [] if not isinstance(lg, _ModelTrackLogger)]
     ckpts = [attributes(cb, _CHECKPOINT_SETTINGS, simple=True) for cb in _checkpoint_callbacks(trainer)]
     if ckpts:
         out["checkpointing"] = ckpts
@@ -689,48 +893,16 @@ def _optimizer_params(trainer: Any) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------- metrics
-def _results(trainer: Any, stage: str) -> Any:
-    """Lightning's result collection of the train or validation loop (private API; ``None``
-    when it moved, and the callers fall back to ``callback_metrics`` alone)."""
-    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
-    if stage == "val":
-        loop = getattr(loop, "val_loop", None)
-    results = getattr(loop, "_results", None)
-    return results if hasattr(results, "items") else None
-
-
-def _epoch_names(results: Any, values: Mapping[str, Any], *, valid_only: bool = False) -> list[str]:
-    """The names of the per-epoch values (all but ``*_step``/``*_epoch`` without ``results``)."""
-    if results is None:
-        return [k for k in values if not k.endswith(("_step", "_epoch"))]
-    return [n for n, _, on_epoch in _logged(results, valid_only=valid_only) if on_epoch]
-
-
-def _logged(results: Any, *, valid_only: bool = False) -> list[tuple[str, bool, bool]]:
-    """``(name as in callback_metrics, on_step, on_epoch)`` of every ``self.log`` key."""
-    out = []
-    items = results.valid_items() if valid_only and hasattr(results, "valid_items") else results.items()
-    for _, rm in items:
-        meta = getattr(rm, "meta", None)
-        if meta is None:
-            continue
-        name = meta.name
-        if getattr(meta, "add_dataloader_idx", False) and getattr(meta, "dataloader_idx", None) is not None:
-            name += f"/dataloader_idx_{meta.dataloader_idx}"
-        out.append((name, bool(meta.on_step), bool(meta.on_epoch)))
-    return out
-
-
 def _log_loader(v: Version, name: str, loader: Any) -> None:
     """Record the fingerprint of ``loader``'s dataset (or its sizes and why it has none)."""
     v.log_data_info(name, **fingerprint_loader(loader))
 
 
 # ---------------------------------------------------------------------- autolog
-def autolog(
-    disable: bool = False, *, model: str | None = None, store: Store | str | None = None, **callback_kwargs: Any
-) -> list[str]:
+_OPTIONS = ("checkpoints", "every_n_epochs", "data_fingerprint", "params", "tags")
+
+
+def autolog(disable: bool = False, *, model: str | None = None, store: Any = None, **callback_kwargs: Any) -> list[str]:
     """Give every ``Trainer`` a :class:`ModelTrackCallback` (unless it already has one).
 
     Patches ``Trainer.__init__`` of each Lightning package already imported; the global
@@ -747,35 +919,25 @@ def autolog(
         the packages patched (``["lightning.pytorch", ...]``), empty when disabling.
     """
     if disable:
-        _disable_patches(_AUTOLOG_KEY)
+        patching.disable(_AUTOLOG_KEY)
         return []
-    patching.refuse_unknown_options(
-        "lightning",
-        callback_kwargs,
-        ("checkpoints", "every_n_epochs", "log_every_n_steps", "data_fingerprint", "params", "tags"),
-    )
-    _validate(
-        callback_kwargs.get("checkpoints", "best"),
-        callback_kwargs.get("every_n_epochs", 1),
-        callback_kwargs.get("log_every_n_steps"),
-    )
-    packages = _imported_packages()
+    patching.refuse_unknown_options("lightning", callback_kwargs, _OPTIONS)
     options = {"model": model, "store": store, **callback_kwargs}
+    _concrete("Callback", _resolve_packages(None))(**options)  # validates the options now
+    packages = _imported_packages()
 
-    def install(patcher: Patcher) -> None:
+    def install(patcher: patching.Patcher) -> None:
         for pkg in packages:
             trainer_cls = sys.modules[pkg].Trainer
-            patcher.setattr(trainer_cls, "__init__", wrap(trainer_cls.__init__, _make_init(pkg, options)))
+            patcher.setattr(trainer_cls, "__init__", patching.wrap(trainer_cls.__init__, _make_init(pkg, options)))
 
-    _enable_patches(_AUTOLOG_KEY, install)
+    patching.enable(_AUTOLOG_KEY, install)
     return packages
 
 
 def _make_init(package: str, options: dict[str, Any]) -> Callable[..., Any]:
     def around(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
-        new = safe_call(
-            "modeltrack autolog (adding ModelTrackCallback to the Trainer)", _with_callback, kwargs, package, options
-        )
+        new = safe_call("modeltrack autolog (adding ModelTrackCallback)", _with_callback, kwargs, package, options)
         return original(self, *args, **(new if new is not None else kwargs))
 
     return around
@@ -783,15 +945,10 @@ def _make_init(package: str, options: dict[str, Any]) -> Callable[..., Any]:
 
 def _with_callback(kwargs: dict[str, Any], package: str, options: dict[str, Any]) -> dict[str, Any]:
     callbacks = kwargs.get("callbacks")
-    if callbacks is None:
-        listed: list[Any] = []
-    elif isinstance(callbacks, (list, tuple)):
-        listed = list(callbacks)
-    else:
-        listed = [callbacks]
-    if any(isinstance(cb, ModelTrackCallback) for cb in listed):
+    listed = [] if callbacks is None else list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+    if any(isinstance(cb, _ModelTrackCallback) for cb in listed):
         return kwargs
-    listed.append(_callback_class((package,))(**options))
+    listed.append(_concrete("Callback", (package,))(**options))
     return {**kwargs, "callbacks": listed}
 
 
@@ -829,11 +986,11 @@ def load_artifact(
     """
     import torch
 
+    from modeltrack.loading import import_recorded_class
+
     record = record or {}
     ref = f"{record.get('model')}@v{record.get('version')}"
     if cls is None:
-        from modeltrack.loading import import_recorded_class
-
         target = (record.get("info") or {}).get("module_class")
         cls = import_recorded_class(str(target) if target else None, ref, what="the LightningModule")
     if map_location is None and not torch.cuda.is_available():
@@ -851,9 +1008,11 @@ def load_artifact(
 
 __all__ = [
     "CHECKPOINT_KEY",
+    "CONFIG_FILE",
     "FINAL_MODEL_FILE",
     "POLICIES",
     "ModelTrackCallback",
+    "ModelTrackLogger",
     "artifact_needs_trust",
     "autolog",
     "load_artifact",

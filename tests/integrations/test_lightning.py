@@ -75,6 +75,10 @@ def _define(pkg: Any, name: str) -> type:
             if self.hparams.scores:
                 self.log("score", float(self.hparams.scores[self.current_epoch]))
 
+        def test_step(self, batch: Any, batch_idx: int) -> None:
+            x, y = batch
+            self.log("test_loss", torch.nn.functional.mse_loss(self(x), y))
+
         def on_train_epoch_end(self) -> None:
             self.log("epoch_marker", float(self.current_epoch))
 
@@ -196,12 +200,12 @@ def test_fit_records_a_complete_version(pkg: Any, tmp_path: Path, store_uri: str
     assert info["module_class"].endswith(f":{Model.__name__}")
     assert info["params_total"] == info["params_trainable"] == 4 * 8 + 8 + 8 + 1
     assert info["architecture"].startswith("sha256:")
-    # per-epoch series: one point per epoch, step = global step
-    for name in ("train_loss", "val_loss", "epoch_marker"):
+    # per-epoch series under Lightning's names and step numbers (those its own loggers get)
+    for name in ("train_loss_epoch", "val_loss", "epoch_marker"):
         assert epochs_of(rec, name) == [0, 1, 2], name
-        assert [pt["step"] for pt in rec["metrics"][name]["series"]] == [3, 6, 9]
+        assert [pt["step"] for pt in rec["metrics"][name]["series"]] == [2, 5, 8]
     assert [pt["value"] for pt in rec["metrics"]["epoch_marker"]["series"]] == [0.0, 1.0, 2.0]
-    assert "train_loss_step" not in rec["metrics"] and "train_loss_epoch" not in rec["metrics"]
+    assert "train_loss" not in rec["metrics"] and "train_loss_step" not in rec["metrics"]
     assert "raw_loss" not in rec["metrics"]  # per-step only; Trainer(log_every_n_steps=50) > 9 steps
     final_val = float(module.trainer.callback_metrics["val_loss"])
     assert rec["metrics"]["val_loss"]["last"] == pytest.approx(final_val)
@@ -304,19 +308,20 @@ def test_checkpoint_policies(policy: str, expected: list[str], tmp_path: Path, s
 def test_without_model_checkpoint_the_final_weights_are_stored(tmp_path: Path, store_uri: str) -> None:
     pkg = PACKAGES[-1]
     Model = MODELS[id(pkg)]
-    cb = ModelTrackCallback(model="final", store=store_uri, log_every_n_steps=1)
+    cb = ModelTrackCallback(model="final", store=store_uri)
     module = Model()
     dm = _define_datamodule(pkg)(batch_size=16)
-    fit(trainer(pkg, tmp_path, [cb], max_epochs=2, enable_checkpointing=False), module, datamodule=dm)
+    t = trainer(pkg, tmp_path, [cb], max_epochs=2, enable_checkpointing=False, log_every_n_steps=1)
+    fit(t, module, datamodule=dm)
     rec = mt.show("final", store=store_uri)
     assert rec["params"]["data.batch_size"] == 16 and rec["info"]["datamodule_class"].endswith("TinyData")
     assert {d["name"] for d in rec["data"]} == {"train", "val"}
     assert [(a["path"], a["kind"]) for a in rec["artifacts"]] == [("model.ckpt", "model")]
     assert not (tmp_path / "root").exists() or not list((tmp_path / "root").rglob("*.ckpt"))
-    # per-step values when asked: every step, under NAME_step for metrics also aggregated per epoch
-    assert [pt["step"] for pt in rec["metrics"]["train_loss_step"]["series"]] == [1, 2, 3, 4, 5, 6]
+    # per-step values at the Trainer's cadence, both series of on_step+on_epoch metrics
+    assert [pt["step"] for pt in rec["metrics"]["train_loss_step"]["series"]] == [0, 1, 2, 3, 4, 5]
     assert [pt["epoch"] for pt in rec["metrics"]["raw_loss"]["series"]] == [0, 0, 0, 1, 1, 1]
-    assert epochs_of(rec, "train_loss") == [0, 1]
+    assert epochs_of(rec, "train_loss_epoch") == [0, 1]
     loaded = mt.load("final@v1", store=store_uri, trust=True)
     module.eval()
     with torch.no_grad():
@@ -338,7 +343,7 @@ def test_exception_in_training_step_fails_the_version_and_propagates_unchanged(
     rec = mt.show("boom@v1", store=store_uri)
     assert rec["status"] == "failed"
     assert "ValueError: boom in training_step" in rec["error"] and "training_step" in rec["error"]
-    assert epochs_of(rec, "train_loss") == [0]  # the completed epoch is kept
+    assert epochs_of(rec, "train_loss_epoch") == [0]  # the completed epoch is kept
     assert [Path(a["path"]).name for a in rec["artifacts"]] == ["epoch=0-step=3.ckpt"]
 
 
@@ -618,7 +623,7 @@ def test_ddp_two_processes_make_one_version(tmp_path: Path, store_uri: str) -> N
     rec = mt.show("ddp", store=store_uri)
     assert rec["params"]["trainer.num_devices"] == 2 and rec["params"]["trainer.strategy"] == "DDPStrategy"
     assert epochs_of(rec, "train_loss") == [0, 1] and epochs_of(rec, "val_loss") == [0, 1]
-    assert [pt["step"] for pt in rec["metrics"]["val_loss"]["series"]] == [4, 8]  # 64 rows / 2 ranks / 8
+    assert [pt["step"] for pt in rec["metrics"]["val_loss"]["series"]] == [3, 7]  # 64 rows / 2 ranks / 8
     ckpts = [a for a in rec["artifacts"] if a["kind"] == "checkpoint"]
     assert len(ckpts) == 1 and ckpts[0]["best"]
 
