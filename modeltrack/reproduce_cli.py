@@ -7,7 +7,7 @@ them, shows progress on stderr and prints the plan and the report.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import shutil
 import sys
 import tempfile
@@ -233,6 +233,17 @@ def reproduce(
     }
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.dry_run:
         from .repo import Repo
@@ -240,7 +251,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
         p = rp.plan(Repo(_absolute_store(args.store)), args.ref, reuse_env=args.reuse_env)
         if args.json:
-            print_json(rp.public(p))
+            print_json(_finite(rp.public(p)))
         else:
             print(plan_text(p))
         return 0 if p["ok"] else 1
@@ -253,7 +264,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         rtol=args.rtol,
     )
     if args.json:
-        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        print_json(_finite(out))
     else:
         print(report_text(out["report"]))
     return int(out["exit_code"])
