@@ -581,11 +581,14 @@ def test_compare_keeps_every_version_on_screen_at_1280(page: Any, curves: str) -
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     expand.click()
     assert expand.inner_text() == "show all 2,000 characters"
-    # one version's page wraps and clips the same value
-    goto(page, curves + "#/v/curves/1", "version")
+    # one version's page wraps and clips the same value, in its params and its changelog
+    goto(page, curves + "#/v/curves/2", "version")
     value = page.locator("#params-table tr", has_text="trainer.checkpointing").locator(".value")
-    assert value.get_attribute("title") == long_checkpointing(0)
+    assert value.get_attribute("title") == long_checkpointing(1)
+    change = page.locator("#changelog li", has_text="trainer.checkpointing").locator(".value")
+    assert change.get_attribute("title") == f"{long_checkpointing(0)} → {long_checkpointing(1)}"
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    shot(page, "version-long-value")
     assert page.problems == []
 
 

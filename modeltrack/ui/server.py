@@ -98,6 +98,7 @@ from ..layout import CRASHED, RUNNING
 from ..records import check_sha256
 from ..refs import check_alias_name, check_model_name
 from ..repo import Repo, holder_stack
+from ..reproduce import reproductions
 from .palette import PALETTE
 from .series import DEFAULT_MAX_POINTS, version_series
 
@@ -285,6 +286,8 @@ class UIApp:
         notes = self.repo.notes_record(model, number)
         rec["notes_time"] = notes.get("time") if notes else None
         rec["notes_actor"] = notes.get("actor") if notes else None
+        # `modeltrack reproduce`: which version this one reproduces, and its re-runs
+        rec["reproduction"] = reproductions(self.repo, model, number)
         return rec
 
     def series(self, model: str, number: int, points: int) -> dict[str, Any]:

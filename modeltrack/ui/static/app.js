@@ -623,7 +623,7 @@
       h("div", { class: "cols" },
         h("div", { class: "col-main" }, overview, metricsCard, params, environmentCard(rec), dataCard(rec), artifactsCard(rec, model, number),
           aliasHistoryCard(model, rec.alias_history, number), tagHistoryCard(rec.tag_history)),
-        h("div", { class: "col-side" }, actionsCard(rec, model, number), notesCard(rec, model, number), changelogCard(rec))));
+        h("div", { class: "col-side" }, actionsCard(rec, model, number), notesCard(rec, model, number), reproductionCard(rec), changelogCard(rec))));
     main.replaceChildren(page);
 
     const charts = new Map();
@@ -808,6 +808,20 @@
       h("div", { class: "row" }, tagInput, tagBtn));
   }
 
+  // `modeltrack reproduce`: the version this one re-ran, and the re-runs of this one, with their results
+  function reproductionCard(rec) {
+    const r = rec.reproduction;
+    if (!r || (!r.reproduces && !r.reproduced_by.length)) return null;
+    const link = (ref) => {
+      const at = ref.lastIndexOf("@v");
+      return at > 0 ? h("a", { href: `#/m/${enc(ref.slice(0, at))}/v/${ref.slice(at + 2)}` }, ref) : ref;
+    };
+    const result = (text) => chip(text || "unknown", text === "match" ? "label" : "kind", "reproduction result");
+    return section("Reproduction", h("ul", { class: "changes", id: "reproduction" },
+      r.reproduces ? h("li", null, "reproduces ", link(r.reproduces.ref), " ", result(r.reproduces.result)) : null,
+      r.reproduced_by.map((x) => h("li", null, "reproduced by ", link(x.ref), " ", result(x.result)))));
+  }
+
   function notesCard(rec, model, number) {
     const view = h("div", { class: "notes", id: "notes-text" }, rec.notes || "");
     const area = h("textarea", { id: "notes-input", rows: "6", placeholder: "Release notes: what this version is, why it exists…", "aria-label": "notes" });
@@ -852,7 +866,7 @@
     const items = changeList(ch);
     return section("Changelog",
       h("p", null, `Against v${ch.against}: `, ch.bump ? chip(`${ch.bump} change`, "label") : "no change"),
-      items.length ? h("ul", { class: "changes", id: "changelog" }, items.map(([kind, key, text]) => h("li", null, chip(kind, "kind"), key ? h("code", null, key) : null, " ", text))) : empty("same params, data, code and packages"));
+      items.length ? h("ul", { class: "changes", id: "changelog" }, items.map(([kind, key, text]) => h("li", null, chip(kind, "kind"), key ? h("code", null, key) : null, " ", longValue(text)))) : empty("same params, data, code and packages"));
   }
 
   // ------------------------------------------------------------------ compare page
