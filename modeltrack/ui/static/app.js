@@ -814,7 +814,7 @@
     if (!r || (!r.reproduces && !r.reproduced_by.length)) return null;
     const link = (ref) => {
       const at = ref.lastIndexOf("@v");
-      return at > 0 ? h("a", { href: `#/m/${enc(ref.slice(0, at))}/v/${ref.slice(at + 2)}` }, ref) : ref;
+      return at > 0 ? h("a", { href: versionHref(ref.slice(0, at), ref.slice(at + 2)) }, ref) : ref;
     };
     const result = (text) => chip(text || "unknown", text === "match" ? "label" : "kind", "reproduction result");
     return section("Reproduction", h("ul", { class: "changes", id: "reproduction" },
