@@ -429,6 +429,49 @@ def install_self(python: str) -> None:
     (site / "modeltrack-reproduce.pth").write_text(str(here.parent) + "\n", encoding="utf-8")
 
 
+_UV_OPTIONS = {
+    "index-url": "--index-url",
+    "extra-index-url": "--extra-index-url",
+    "find-links": "--find-links",
+    "constraint": "-c",
+}
+
+
+def uv_options(pip_config: str) -> list[str]:
+    """The index settings of ``pip config list`` output as ``uv pip install`` options (uv
+    does not read pip's configuration): index and extra index URLs, find-links, constraints."""
+    import shlex
+
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for line in pip_config.splitlines():
+        key, sep, raw = line.partition("=")
+        if not sep:
+            continue
+        option = _UV_OPTIONS.get(key.rpartition(".")[2].strip())
+        if option is None:
+            continue
+        try:
+            values = shlex.split(raw.strip().strip("'\"").replace("\\n", " "))
+        except ValueError:
+            continue
+        for value in values:
+            if (option, value) not in seen and not (option == "--index-url" and any(o == option for o, _ in seen)):
+                seen.add((option, value))
+                out += [option, value]
+    return out
+
+
+def _pip_config() -> str:
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return res.stdout if res.returncode == 0 else ""
+
+
 def build_env(
     p: Mapping[str, Any],
     env_dir: Path,
@@ -476,7 +519,7 @@ def build_env(
         extra += ["-c", str(c)]
     say(f"environment: installing {len(items)} package(s) the run imported, pinned to the recorded versions")
     if uv:
-        cmd = [uv, "pip", "install", "--python", exe, *extra, *args]
+        cmd = [uv, "pip", "install", "--python", exe, *uv_options(_pip_config()), *extra, *args]
     else:
         cmd = [exe, "-m", "pip", "install", "--no-input", "--progress-bar", "off", *extra, *args]
     res = subprocess.run(cmd, stdout=log, stderr=log, check=False)
@@ -644,4 +687,5 @@ __all__ = [
     "reproductions",
     "result_text",
     "run_argv",
+    "uv_options",
 ]

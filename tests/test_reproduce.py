@@ -484,3 +484,38 @@ def test_reproduce_in_a_fresh_environment_from_the_package_index(tmp_path: Path)
     assert v2["environment"]["executable"] != v1["environment"]["executable"]  # another environment
     assert "modeltrack-reproduce-" in v2["environment"]["executable"]
     assert v2["info"]["reproduces"] == "fresh@v1"
+
+
+def test_uv_gets_the_index_settings_of_the_pip_configuration() -> None:
+    config = (
+        ":env:.find-links='/opt/wheels'\n"
+        "global.extra-index-url='file:///a/simple file:///b/simple'\n"
+        "global.find-links='/opt/wheels'\n"
+        "global.index-url='https://mirror.example/simple'\n"
+        "global.constraint='/etc/pip/c.txt'\n"
+        "global.timeout='60'\n"
+    )
+    assert rp.uv_options(config) == [
+        "--find-links", "/opt/wheels",
+        "--extra-index-url", "file:///a/simple",
+        "--extra-index-url", "file:///b/simple",
+        "--index-url", "https://mirror.example/simple",
+        "-c", "/etc/pip/c.txt",
+    ]  # fmt: skip
+
+
+def test_snapshot_leaves_out_files_that_assign_a_credential() -> None:
+    from modeltrack.capture.code import holds_credential
+
+    assert holds_credential('API_KEY = "sk-live-1234567890"\n')
+    assert holds_credential("db_password: str = 'hunter2hunter2'\n")
+    assert not holds_credential('tokenizer_name = "bert-base-uncased"\nlr = 0.1\nkey = os.environ["KEY"]\n')
+
+
+def test_reuse_env_lists_every_package_that_differs() -> None:
+    got = rp.package_differences({"numpy": "2.0", "gone": "1", "modeltrack": "0.0"}, {"numpy": "2.1", "new": "3"})
+    assert got == [
+        {"name": "gone", "recorded": "1", "current": None},
+        {"name": "new", "recorded": None, "current": "3"},
+        {"name": "numpy", "recorded": "2.0", "current": "2.1"},
+    ]

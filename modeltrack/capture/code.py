@@ -12,7 +12,8 @@ version. Never in a snapshot:
 * files in hidden directories (``.venv``, ``.git``…) or under the interpreter's prefix
   (installed packages), and modeltrack's own modules;
 * files whose name looks like a credential (:func:`modeltrack.secrets.is_secret_name`:
-  ``secrets.py``, ``api_key.py``…);
+  ``secrets.py``, ``api_key.py``…), and files that assign a string literal to such a name
+  (``API_KEY = "sk-…"``, :func:`holds_credential`);
 * anything beyond ``MODELTRACK_DIFF_LIMIT`` bytes in all (the cap of captured code),
   listed as ``skipped`` with the reason.
 
@@ -22,6 +23,7 @@ Standard library only; never raises.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import sysconfig
 from pathlib import Path
@@ -86,6 +88,17 @@ def code_root(git_root: str | None, cwd: str, script: Path | None) -> Path | Non
         return None
     here = Path(cwd).resolve()
     return here if _under(script, here) else script.parent
+
+
+#: ``NAME = "literal"`` (or ``NAME: str = '...'``) at the start of a line: checked with
+#: :func:`modeltrack.secrets.is_secret_name` to keep hard-coded credentials out of snapshots
+_ASSIGNED_STRING = re.compile(r"""(?m)^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=\n]*)?=\s*[rbuRBU]?(["'])([^"'\n]{8,})\2""")
+
+
+def holds_credential(text: str) -> bool:
+    """Whether source ``text`` assigns a string literal of 8+ characters to a name that
+    looks like a credential (``API_KEY = "sk-…"``, ``db_password = '…'``)."""
+    return any(is_secret_name(m.group(1)) for m in _ASSIGNED_STRING.finditer(text))
 
 
 def _hidden(rel: Path) -> bool:
@@ -170,6 +183,13 @@ def describe(git: dict[str, Any] | None, cwd: str | None = None) -> dict[str, An
             size = path.stat().st_size
         except OSError:
             continue
+        try:
+            secret = holds_credential(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            continue
+        if secret:
+            skipped.append({"path": rel.as_posix(), "reason": "it assigns what looks like a credential"})
+            continue
         if total + size > limit:
             skipped.append({"path": rel.as_posix(), "reason": "over MODELTRACK_DIFF_LIMIT (the cap of captured code)"})
             continue
@@ -179,4 +199,4 @@ def describe(git: dict[str, Any] | None, cwd: str | None = None) -> dict[str, An
     return rec
 
 
-__all__ = ["REPRODUCES_VAR", "code_root", "describe", "entry_script", "reproduces"]
+__all__ = ["REPRODUCES_VAR", "code_root", "describe", "entry_script", "holds_credential", "reproduces"]
