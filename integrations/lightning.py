@@ -307,6 +307,7 @@ class _ModelTrackCallback(_Dual):
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        stage = str(getattr(stage, "value", stage))  # Lightning passes its TrainerFn enum
         if stage == "fit":
             self._reset()
             if getattr(trainer, "fast_dev_run", False):
@@ -339,9 +340,7 @@ class _ModelTrackCallback(_Dual):
         added, trainer = self._added_logger, self._trainer
         if added is not None and trainer is not None:
             trainer.loggers = [lg for lg in trainer.loggers if lg is not added]
-        if self._logger is not None and self._logger._callback is self:
-            self._logger._callback = None
-        self._logger = self._added_logger = None
+        self._logger = self._added_logger = None  # a user's logger stays bound: its experiment is this version
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._fitting and self._v is None and trainer.is_global_zero:
@@ -439,6 +438,7 @@ class _ModelTrackCallback(_Dual):
             self._end(None)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        stage = str(getattr(stage, "value", stage))
         if stage == "fit":
             self._uninstall_io()
             if self._active:  # fit ended without on_fit_end or on_exception (should not happen)
@@ -749,28 +749,31 @@ class _ModelTrackLogger(_Dual):
     @property
     def experiment(self) -> Version | None:
         """The version being recorded (Lightning asks for this first, during setup)."""
-        if self._callback is None and not self._added:
-            safe_call("modeltrack Lightning logger (adding its callback)", self._adopt_trainer)
+        cb = self._callback
+        if not self._added and (cb is None or (not cb._fitting and cb._eval is None)):
+            safe_call("modeltrack Lightning logger (adding its callback)", self._adopt_trainer, cb is None)
         cb = self._callback
         return cb.version if cb is not None else None
 
-    def _adopt_trainer(self) -> None:
+    def _adopt_trainer(self, warn: bool) -> None:
         """Give the trainer that holds this logger a ModelTrackCallback unless it has one; the
         callback binds this logger in its ``setup``. (A Logger is never told its trainer: the
         trainer is the one in the calling frames whose ``loggers`` hold this very object.)"""
         for _, local in patching.callers(6):
             trainer: Any = local.get("trainer")
             if any(lg is self for lg in getattr(trainer, "loggers", None) or ()):
+                self._root = trainer.default_root_dir  # before any ModelCheckpoint asks for save_dir
                 if not any(isinstance(cb, _ModelTrackCallback) for cb in trainer.callbacks):
                     cb = _concrete("Callback", (_package_of(trainer),))(**self._settings)
                     trainer.callbacks.append(cb)
                 return
-        warnings.warn(
-            "modeltrack: ModelTrackLogger could not find its Trainer, so nothing is recorded; add "
-            "callbacks=[ModelTrackCallback()] to the Trainer",
-            ModelTrackWarning,
-            stacklevel=3,
-        )
+        if warn:
+            warnings.warn(
+                "modeltrack: ModelTrackLogger could not find its Trainer, so nothing is recorded; add "
+                "callbacks=[ModelTrackCallback()] to the Trainer",
+                ModelTrackWarning,
+                stacklevel=3,
+            )
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         cb = self._callback

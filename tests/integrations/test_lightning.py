@@ -676,3 +676,233 @@ def test_checkpoint_mirror_keeps_what_the_policy_says(policy: str, kept: set[str
     assert mirror.name_for(str(other / "a.ckpt")) == (
         "checkpoints/1-a.ckpt" if "checkpoints/a.ckpt" in kept else "checkpoints/a.ckpt"
     )
+
+
+# ---------------------------------------------------------------------- the Logger, evaluations, runs that train nothing
+def _csv_points(log_dir: Path) -> dict[str, list[int]]:
+    import csv
+
+    points: dict[str, list[int]] = {}
+    with open(log_dir / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                if k not in ("step", "epoch") and v != "":
+                    points.setdefault(k, []).append(int(row["step"]))
+    return points
+
+
+@pytest.mark.slow
+def test_logger_beside_lightnings_own_records_what_it_records(pkg: Any, tmp_path: Path, store_uri: str) -> None:
+    csv_logger = pkg.loggers.CSVLogger(str(tmp_path / "csv"))
+    mine = mtl.ModelTrackLogger(model="logged", store=store_uri)
+    assert isinstance(mine, pkg.loggers.Logger)
+    lr = pkg.callbacks.LearningRateMonitor(logging_interval="epoch")
+    t = trainer(pkg, tmp_path, [lr], logger=[csv_logger, mine], log_every_n_steps=2)
+    module = MODELS[id(pkg)]()
+    fit(t, module)
+    rec = mt.show("logged", store=store_uri)
+    assert len(mt.versions("logged", store=store_uri)) == 1 and rec["status"] == "finished"
+    assert t.loggers == [csv_logger, mine] and mine.experiment is not None and mine.experiment.ref == "logged@v1"
+    # every series Lightning's own CSVLogger got, at the same steps
+    got = {k: [p["step"] for p in m["series"]] for k, m in rec["metrics"].items()}
+    assert got == _csv_points(Path(csv_logger.log_dir))
+    assert "lr-SGD" in got and "train_loss_step" in got and "train_loss_epoch" in got
+    # the user's checkpoint directory is the one Lightning picks from the first logger
+    ckpts = [a for a in rec["artifacts"] if a["kind"] == "checkpoint"]
+    assert (
+        len(ckpts) == 1
+        and Path(t.checkpoint_callback.best_model_path).parent == Path(csv_logger.log_dir) / "checkpoints"
+    )
+    assert rec["params"]["lr"] == 0.05 and rec["params"]["trainer.loggers"] == ["CSVLogger"]
+    # test after fit: an evaluation of the same version, not a new version
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = t.test(module, loaders()[1], verbose=False)
+    (ev,) = mt.show("logged", store=store_uri)["evaluations"]
+    assert ev["name"] == "test" and ev["metrics"]["test_loss"] == pytest.approx(results[0]["test_loss"])
+    assert ev["source"] == f"{pkg.__name__} trainer.test"
+    assert ev["data"][0]["fingerprint"] == fingerprint(VAL.tensors)["fingerprint"]
+    assert len(mt.versions("logged", store=store_uri)) == 1
+
+
+@pytest.mark.slow
+def test_logger_alone_and_with_the_callback_make_one_version_each_fit(tmp_path: Path, store_uri: str) -> None:
+    pkg = PACKAGES[0]
+    # alone, as the only logger: checkpoints go where they go without a logger
+    t = trainer(pkg, tmp_path, [], logger=mtl.ModelTrackLogger(model="alone", store=store_uri))
+    fit(t, MODELS[id(pkg)]())
+    assert Path(t.checkpoint_callback.best_model_path).parent == tmp_path / "root" / "checkpoints"
+    assert t.log_dir == str(tmp_path / "root")
+    rec = mt.show("alone", store=store_uri)
+    assert rec["status"] == "finished" and epochs_of(rec, "val_loss") == [0, 1, 2]
+    assert {d["name"] for d in rec["data"]} == {"train", "val"}  # the callback it added did its part
+    assert sum(isinstance(cb, ModelTrackCallback) for cb in t.callbacks) == 1
+    # with the callback: still one version, and the values the logger gets reach it
+    cb = ModelTrackCallback(model="both", store=store_uri)
+    lg = mtl.ModelTrackLogger(model="ignored-the-callback-names-it", store=store_uri)
+    fit(trainer(pkg, tmp_path, [cb], logger=lg), MODELS[id(pkg)]())
+    assert [m["name"] for m in mt.models(store=store_uri)] == ["alone", "both"]
+    assert lg.experiment is cb.version and "train_loss_epoch" in mt.show("both", store=store_uri)["metrics"]
+
+
+class _Noted(TinyLightning if TinyLightning is not None else object):  # type: ignore[misc]
+    def on_fit_start(self) -> None:
+        for lg in self.loggers:
+            lg.log_hyperparams({"dataset": "synthetic-v2", "lr": 0.05})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(lpt is None, reason="uses lightning.pytorch")
+def test_hyperparameters_sent_to_loggers_are_recorded(tmp_path: Path, store_uri: str) -> None:
+    cb = ModelTrackCallback(model="noted", store=store_uri)
+    fit(trainer(lpt, tmp_path, [cb]), _Noted())
+    p = mt.show("noted", store=store_uri)["params"]
+    assert p["dataset"] == "synthetic-v2" and p["lr"] == 0.05
+
+
+@pytest.mark.slow
+def test_runs_that_train_nothing_make_no_version(tmp_path: Path, store_uri: str) -> None:
+    pkg = PACKAGES[0]
+    Model = MODELS[id(pkg)]
+    fit(trainer(pkg, tmp_path, [ModelTrackCallback(model="dev", store=store_uri)], fast_dev_run=True), Model())
+    assert not Path(store_uri).exists()  # nothing recorded, not even an empty model
+    cb = ModelTrackCallback(model="again", store=store_uri)
+    t = trainer(pkg, tmp_path, [cb], max_epochs=1)
+    module = Model()
+    fit(t, module)
+    fit(t, module)  # max_epochs already reached: Lightning trains nothing
+    assert [v["version"] for v in mt.versions("again", store=store_uri)] == [1]
+    assert mt.load("again", store=store_uri, trust=True) is not None
+    # a fresh trainer testing the fitted module evaluates its version
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer(pkg, tmp_path, [ModelTrackCallback(store=store_uri)]).test(module, loaders()[1], verbose=False)
+    assert [e["name"] for e in mt.show("again@v1", store=store_uri)["evaluations"]] == ["test"]
+
+
+@pytest.mark.slow
+def test_checkpoints_written_to_an_fsspec_url_are_stored(tmp_path: Path, store_uri: str) -> None:
+    import fsspec
+
+    pkg = PACKAGES[0]
+    url = f"memory://ckpts-{os.getpid()}"
+    mc = pkg.callbacks.ModelCheckpoint(dirpath=url, save_top_k=2, monitor="val_loss", filename="{epoch}")
+    fit(trainer(pkg, tmp_path, [mc, ModelTrackCallback(model="remote", store=store_uri)]), MODELS[id(pkg)]())
+    rec = mt.show("remote", store=store_uri)
+    fs = fsspec.filesystem("memory")
+    held = sorted(os.path.basename(p) for p in fs.ls(url.split("://")[1], detail=False))
+    arts = {Path(a["path"]).name: a for a in rec["artifacts"] if a["kind"] == "checkpoint"}
+    assert sorted(arts) == held and len(held) == 2
+    for name, a in arts.items():
+        with fsspec.open(f"{url}/{name}", "rb") as f:
+            assert a["sha256"] == hashlib.sha256(f.read()).hexdigest()
+        assert a["metadata"]["uri"] == f"{url}/{name}"
+    assert [n for n, a in arts.items() if a.get("best")] == [os.path.basename(mc.best_model_path)]
+
+
+CLI_SCRIPT = """
+import warnings
+warnings.filterwarnings("ignore")
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from {pkg}.cli import LightningCLI
+import {pkg} as L
+
+
+class Net(L.LightningModule):
+    def __init__(self, hidden: int = 8, lr: float = 0.05):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+
+    def training_step(self, batch, i):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, i):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def test_step(self, batch, i):
+        x, y = batch
+        self.log("test_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class Data(L.LightningDataModule):
+    def __init__(self, batch_size: int = 16):
+        super().__init__()
+        self.save_hyperparameters()
+        x = torch.randn(48, 4, generator=torch.Generator().manual_seed(0))
+        self.ds = TensorDataset(x, x.sum(1, keepdim=True))
+
+    def train_dataloader(self):
+        return DataLoader(self.ds, batch_size=self.hparams.batch_size)
+
+    def val_dataloader(self):
+        return DataLoader(self.ds, batch_size=self.hparams.batch_size)
+
+    def test_dataloader(self):
+        return DataLoader(self.ds, batch_size=self.hparams.batch_size)
+
+
+if __name__ == "__main__":
+    LightningCLI(Net, Data)
+"""
+
+CLI_CONFIG = """
+trainer:
+  max_epochs: 2
+  accelerator: cpu
+  enable_progress_bar: false
+  enable_model_summary: false
+  callbacks:
+    - class_path: modeltrack.integrations.lightning.ModelTrackCallback
+      init_args:
+        model: cli-yaml
+model:
+  hidden: 6
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", [p.__name__ for p in PACKAGES])
+def test_lightning_cli_takes_the_documented_class_paths(package: str, tmp_path: Path, store_uri: str) -> None:
+    pytest.importorskip("jsonargparse")
+    (tmp_path / "train.py").write_text(CLI_SCRIPT.format(pkg=package))
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "fit.yaml").write_text(CLI_CONFIG)
+    env = {**os.environ, "MODELTRACK_STORE": store_uri}
+
+    def run(*args: str) -> None:
+        out = subprocess.run(
+            [sys.executable, "train.py", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+
+    run("fit", "--config", "configs/fit.yaml", "--trainer.default_root_dir", "yaml")
+    rec = mt.show("cli-yaml", store=store_uri)
+    assert rec["status"] == "finished" and rec["params"]["hidden"] == 6 and "_instantiator" not in rec["params"]
+    config = next(a for a in rec["artifacts"] if a["path"] == "config.yaml")
+    assert config["kind"] == "config"
+    assert "hidden: 6" in Path(mt.artifact_path("cli-yaml", "config.yaml", store=store_uri)).read_text()
+    assert epochs_of(rec, "train_loss_epoch") == [0, 1]
+    # the same class on the command line; the script's name names the model
+    callback = "modeltrack.integrations.lightning.ModelTrackCallback"
+    run("fit", "--trainer.max_epochs=1", f"--trainer.callbacks+={callback}", "--trainer.default_root_dir", "cmd",
+        "--trainer.enable_progress_bar=false")  # fmt: skip
+    assert mt.show("train", store=store_uri)["params"]["trainer.max_epochs"] == 1
+    # the logger's class path, then `test` on a stored checkpoint: an evaluation of that version
+    run("fit", "--trainer.max_epochs=1", "--trainer.logger=modeltrack.integrations.lightning.ModelTrackLogger",
+        "--trainer.default_root_dir", "lg", "--trainer.enable_progress_bar=false")  # fmt: skip
+    assert [v["version"] for v in mt.versions("train", store=store_uri)] == [1, 2]
+    ckpt = mt.load("train@v2", kind="path", store=store_uri)
+    run("test", f"--ckpt_path={ckpt}", f"--trainer.callbacks+={callback}", "--trainer.default_root_dir", "t",
+        "--trainer.enable_progress_bar=false")  # fmt: skip
+    (ev,) = mt.show("train@v2", store=store_uri)["evaluations"]
+    assert ev["name"] == "test" and "test_loss" in ev["metrics"]
+    assert [v["version"] for v in mt.versions("train", store=store_uri)] == [1, 2]
