@@ -391,8 +391,26 @@ def _heartbeat(obj: Any) -> None:
     _field(_obj(obj, "the heartbeat"), "time", _str, "", required=True)
 
 
+def _code_record(v: object, what: str) -> None:
+    if v is None:
+        return
+    d = _obj(v, what)
+    for name in ("root", "script", "cwd"):
+        _field(d, name, _str_or_none, f"{what}: ", required=False)
+    for name in ("snapshot", "skipped"):
+        for i, entry in enumerate(_list(d.get(name, []), f"{what}[{name!r}]")):
+            _field(_obj(entry, f"{what}[{name!r}][{i}]"), "path", _path, f"{what}[{name!r}][{i}]: ", required=True)
+
+
 def _environment(obj: Any) -> None:
-    _obj(obj, "environment.json")
+    d = _obj(obj, "environment.json")
+    # what `modeltrack reproduce` reads (all optional: older records have none of it)
+    _field(d, "command", _str_list, "", required=False)
+    _field(d, "env", _tag_map, "", required=False)
+    _field(d, "code", _code_record, "", required=False)
+    _field(d, "randomness", _dict_or_none, "", required=False)
+    _field(d, "package_sources", _dict_or_none, "", required=False)
+    _field(d, "packages_imported", _str_list, "", required=False)
 
 
 def _notes(obj: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -519,3 +520,21 @@ def test_reuse_env_lists_every_package_that_differs() -> None:
         {"name": "new", "recorded": None, "current": "3"},
         {"name": "numpy", "recorded": "2.0", "current": "2.1"},
     ]
+
+
+def test_a_damaged_reproduction_record_is_reported_not_trusted() -> None:
+    from modeltrack import records
+    from modeltrack.errors import CorruptRecordError
+
+    key = "models/m/versions/1/environment.json"
+    assert records.validate("environment", {"python": "3.11.7"}, key)  # older records: none of it
+    ok = {"command": ["python", "t.py"], "env": {"PL_GLOBAL_SEED": "0"}, "packages_imported": ["numpy"]}
+    ok["code"] = {"root": "/r", "script": "t.py", "cwd": ".", "snapshot": [{"path": "t.py", "size": 3}], "skipped": []}
+    assert records.validate("environment", ok, key)
+    for bad, words in (
+        ({**ok, "command": "python t.py"}, "'command' must be a list"),
+        ({**ok, "code": {**ok["code"], "snapshot": [{"path": "../../etc/passwd"}]}}, "must be a relative path"),
+        ({**ok, "env": {"X": 1}}, "'env'['X'] must be a string"),
+    ):
+        with pytest.raises(CorruptRecordError, match=re.escape(words)):
+            records.validate("environment", bad, key)
