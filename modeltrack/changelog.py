@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from .capture.model import structure_changes
@@ -83,12 +84,30 @@ def diff_records(va: dict[str, Any], vb: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_SHAPES = re.compile(r"\s*\[[^\]]*\]")
+
+
+def resized_only(arch: dict[str, Any]) -> bool:
+    """Whether an architecture change only changed sizes (a wider hidden layer): the lines
+    added and removed are the same once their ``[shapes]`` are left out."""
+    added, removed = arch.get("added") or [], arch.get("removed") or []
+    if not arch.get("changed") or not (added or removed):
+        return False
+    return sorted(_SHAPES.sub("", x) for x in added) == sorted(_SHAPES.sub("", x) for x in removed)
+
+
 def semver_bump(d: dict[str, Any]) -> str | None:
-    """The part of ``major.minor.patch`` a diff bumps: data or architecture → major, code →
-    minor, hyperparameters only → patch; ``None`` if nothing changed."""
-    if d["data"] or d["architecture"]["changed"]:
+    """The part of ``major.minor.patch`` a diff bumps; ``None`` if nothing changed.
+
+    - major: other training data, or another architecture (layers, steps or modules added,
+      removed or of another kind): what the model is has changed;
+    - minor: the same architecture with other sizes (a wider hidden layer), or other code;
+    - patch: only hyperparameters or package versions changed.
+    """
+    arch = d["architecture"]
+    if d["data"] or (arch["changed"] and not resized_only(arch)):
         return "major"
-    if d["code"]["changed"]:
+    if d["code"]["changed"] or arch["changed"]:
         return "minor"
     p = d["params"]
     if p["added"] or p["removed"] or p["changed"] or d["packages"]["changed"]:

@@ -100,3 +100,22 @@ def test_one_architecture_format_lists_the_structure_and_diff_shows_what_changed
     big = architecture([f"{i} Linear" for i in range(1000)])
     assert len(big["structure"]) == 400 and big["structure_lines"] == 1000
     assert big["architecture"] != architecture([f"{i} Linear" for i in range(999)])["architecture"]
+
+
+def test_semantic_labels_a_wider_layer_is_minor_another_layer_is_major(tmp_path: Any) -> None:
+    import modeltrack as mt
+
+    store = str(tmp_path / "store")
+
+    def run(*layers: Any) -> str:
+        with mt.start("m", store=store) as v:
+            v.set_framework("torch", **module_architecture(torch.nn.Sequential(*layers)))
+            v.log_params(lr=0.1)
+        return str(mt.show(v.ref, store=store)["label"])
+
+    assert run(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)) == "1.0.0"
+    assert run(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)) == "1.1.0"  # resized only
+    changes = mt.show("m@v2", store=store)["changes"]
+    assert changes["bump"] == "minor" and "0 Linear weight[8, 3] bias[8]" in changes["architecture"]["added"]
+    assert run(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)) == "2.0.0"  # another kind of layer
+    assert run(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Sigmoid()) == "3.0.0"
