@@ -44,13 +44,17 @@ global autologging stays silent: their fits are a search's inner fits.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import os
+import re
+import statistics
 import sys
 import tempfile
 import threading
 import types
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,8 +62,9 @@ from typing import Any
 import sklearn
 from sklearn.base import BaseEstimator
 
-from modeltrack import patching
+from modeltrack import patching, pickling
 from modeltrack.autologging import cancel_import_hook, when_imported
+from modeltrack.capture.data import can_fingerprint
 from modeltrack.capture.model import architecture
 from modeltrack.capture.params import flatten, to_json_value
 from modeltrack.errors import InvalidValueError, ModelTrackError, ModelTrackWarning
@@ -73,61 +78,47 @@ from modeltrack.tracking import Version, default_model_name, report, start
 __all__ = ["AutologHandle", "artifact_needs_trust", "autolog", "finish_pending", "load_artifact", "tracked_versions"]
 
 KEY = "sklearn"
-FIT_METHODS = ("fit", "fit_transform", "fit_predict")
+FIT_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
 PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 SCORE_METHODS = ("score",)
 MODEL_FILE = "model.joblib"
+MODEL_FILE_BY_VALUE = "model.pkl"  # cloudpickle: the model refers to functions of the training script
 CV_RESULTS_FILE = "cv_results.csv"
 CANDIDATES_FILE = "top_candidates.csv"
 #: metric functions of ``sklearn.metrics`` that return one number (suffix rule, plus these)
 METRIC_SUFFIXES = ("_score", "_error", "_loss", "_deviance")
 METRIC_EXTRA = ("matthews_corrcoef",)
 _SKIP_MODULE_PARTS = (".tests", "._mocking", "._testing", ".externals")
+#: fitted alone, these are not versions unless ``log_preprocessing=True`` (MLflow's exclusions)
+_PRE = ("preprocessing", "impute", "feature_extraction", "feature_selection")
+PREPROCESSING = (*(f"sklearn.{m}." for m in _PRE), "sklearn.compose.ColumnTransformer")
+CV_FUNCTIONS = ("cross_validate", "cross_val_score")
 _MAX_PREDICTIONS = 256
 
 
 # ---------------------------------------------------------------------- configuration
+@dataclasses.dataclass
 class _Config:
     """Options of one ``autolog`` call."""
 
-    __slots__ = (
-        "estimators",
-        "log_datasets",
-        "log_models",
-        "max_candidates",
-        "model",
-        "post_training_metrics",
-        "store",
-        "training_metrics",
-    )
+    model: str | None
+    store: Any
+    log_models: bool
+    log_datasets: bool
+    training_metrics: bool
+    post_training_metrics: bool
+    log_preprocessing: bool
+    max_candidates: int
+    estimators: tuple[type, ...]
 
-    def __init__(
-        self,
-        model: str | None,
-        store: Any,
-        log_models: bool,
-        log_datasets: bool,
-        training_metrics: bool,
-        post_training_metrics: bool,
-        max_candidates: int,
-        estimators: Iterable[type],
-    ) -> None:
-        if model is not None and not isinstance(model, str):
-            raise ModelTrackError(f"autolog(model=...) takes a model name (str), got {model!r}")
-        if not isinstance(max_candidates, int) or max_candidates < 0:
-            raise ModelTrackError(f"autolog(max_candidates=...) must be an int >= 0, got {max_candidates!r}")
-        extra = tuple(estimators)
-        for cls in extra:
+    def __post_init__(self) -> None:
+        if self.model is not None and not isinstance(self.model, str):
+            raise ModelTrackError(f"autolog(model=...) takes a model name (str), got {self.model!r}")
+        if not isinstance(self.max_candidates, int) or self.max_candidates < 0:
+            raise ModelTrackError(f"autolog(max_candidates=...) must be an int >= 0, got {self.max_candidates!r}")
+        for cls in self.estimators:
             if not isinstance(cls, type):
                 raise ModelTrackError(f"autolog(estimators=...) takes classes, got {cls!r}; pass type(obj)")
-        self.model = model
-        self.store = store
-        self.log_models = log_models
-        self.log_datasets = log_datasets
-        self.training_metrics = training_metrics
-        self.post_training_metrics = post_training_metrics
-        self.max_candidates = max_candidates
-        self.estimators = extra
 
 
 class _Scope:
@@ -139,14 +130,20 @@ class _Scope:
         self.sessions: list[_Session] = []
 
 
-def _stale(hit: tuple[_Session, str]) -> bool:
-    return hit[0].closed
+#: what a prediction is credited to: the open session or the ended version of its model, the
+#: dataset's name, and a weak reference to X (to fingerprint it for an evaluation)
+_Hit = tuple["_Session | Version", str, "Callable[[], Any] | None"]
+
+
+def _stale(hit: _Hit) -> bool:
+    return isinstance(hit[0], _Session) and hit[0].closed
 
 
 _lock = threading.RLock()
 _by_estimator: patching.IdentityMap[_Session] = patching.IdentityMap(strong=True)  # open for post-training metrics
-#: a tracked model's predictions → (its session, the dataset's name); lists and scalars are not kept
-_predictions: patching.IdentityMap[tuple[_Session, str]] = patching.IdentityMap(max_size=_MAX_PREDICTIONS, stale=_stale)
+_ended: patching.IdentityMap[Version] = patching.IdentityMap(max_size=1024)  # estimator → its finished version
+#: a tracked model's predictions → their _Hit; lists and scalars are not kept
+_predictions: patching.IdentityMap[_Hit] = patching.IdentityMap(max_size=_MAX_PREDICTIONS, stale=_stale)
 _fit = patching.Outermost()  # held by the outermost tracked fit of the process
 _evaluating = patching.ThreadDepth()  # inside score/predict/a metric of a tracked model
 
@@ -188,6 +185,9 @@ def _patch_module(module: types.ModuleType) -> None:
             return
         if name == "sklearn.metrics":
             _patch_metrics(module)
+        if name == "sklearn.model_selection":
+            for fname in CV_FUNCTIONS:
+                _classes.patch_function(module, fname, _cv_around)
         skip = any(part in name for part in _SKIP_MODULE_PARTS)
         _classes.patch_module(module, (lambda cls: False) if skip else _is_estimator_class)
 
@@ -204,7 +204,7 @@ def _patch_metrics(module: types.ModuleType) -> None:
 
 def _wrap_inherited(cls: type, name: str, owner: type) -> bool:
     """A ``fit`` inherited from a private base is the class's own in all but name."""
-    return name == "fit" and owner.__name__.startswith("_")
+    return name in ("fit", "partial_fit") and owner.__name__.startswith("_")
 
 
 # ---------------------------------------------------------------------- the hot path
@@ -226,10 +226,14 @@ def _fit_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: An
     if _called_by_sklearn() or not _fit.claim():
         return original(est, *args, **kwargs)
     try:
-        if scope.is_global:
-            safe_call("finishing the previous sklearn version", _finish_scope_sessions, scope)
         method = getattr(original, "__name__", "fit")
-        session = safe_call("starting an sklearn version", _Session.begin, scope, est, method, args, kwargs)
+        if not scope.cfg.log_preprocessing and _public_name(type(est)).startswith(PREPROCESSING):
+            return original(est, *args, **kwargs)  # a lone scaler/imputer/selector is no model
+        session = _by_estimator.get(est) if method == "partial_fit" else None
+        if session is None or session.method != "partial_fit":
+            if scope.is_global:
+                safe_call("finishing the previous sklearn version", _finish_scope_sessions, scope)
+            session = safe_call("starting an sklearn version", _Session.begin, scope, est, method, args, kwargs)
         try:
             result = original(est, *args, **kwargs)
         except BaseException as exc:
@@ -243,32 +247,41 @@ def _fit_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: An
         _fit.release()
 
 
-def _evaluated_session(est: Any) -> _Session | None:
-    """The session to credit a prediction or score to (None outside tracked evaluation)."""
-    if not _by_estimator or _evaluating.active or _fit.busy:
+def _evaluated(est: Any) -> _Session | Version | None:
+    """What a prediction or score of ``est`` is credited to: its open session, else its
+    ended version (None outside tracked evaluation)."""
+    if _evaluating.active or _fit.busy or not (_by_estimator or _ended):
         return None
-    return _by_estimator.get(est)
+    return _by_estimator.get(est) or _ended.get(est)
+
+
+def _weak(X: Any) -> Callable[[], Any] | None:
+    try:
+        return weakref.ref(X)
+    except TypeError:
+        return None
 
 
 def _predict_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
-    session = _evaluated_session(est)
-    if session is None:
+    target = _evaluated(est)
+    if target is None:
         return original(est, *args, **kwargs)
     with _evaluating:
         result = original(est, *args, **kwargs)
     X = args[0] if args else kwargs.get("X")
-    safe_call("remembering a prediction", _predictions.put, result, (session, _dataset_name(X)))
+    safe_call("remembering a prediction", _predictions.put, result, (target, _dataset_name(X), _weak(X)))
     return result
 
 
 def _score_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
-    session = _evaluated_session(est)
-    if session is None:
+    target = _evaluated(est)
+    if target is None:
         return original(est, *args, **kwargs)
     with _evaluating:
         value = original(est, *args, **kwargs)
     X = args[0] if args else kwargs.get("X")
-    safe_call("logging a score", session.log_post, f"{_dataset_name(X)}_score", value)
+    source = f"sklearn {type(est).__name__}.score"
+    safe_call("logging a score", _post, target, _dataset_name(X), "score", value, source, X)
     return value
 
 
@@ -280,8 +293,78 @@ def _metric_around(original: Callable[..., Any], *args: Any, **kwargs: Any) -> A
         return original(*args, **kwargs)
     with _evaluating:
         value = original(*args, **kwargs)
-    safe_call("logging a metric", hit[0].log_post, f"{hit[1]}_{getattr(original, '__name__', 'metric')}", value)
+    fn = getattr(original, "__name__", "metric")
+    X = hit[2]() if hit[2] is not None else None
+    safe_call("logging a metric", _post, hit[0], hit[1], fn, value, f"sklearn.metrics.{fn}", X)
     return value
+
+
+def _post(target: _Session | Version, dataset: str, what: str, value: Any, source: str, X: Any) -> None:
+    """A number computed after ``fit``: ``DATASET_WHAT`` on the open version, else an
+    evaluation named ``what`` of the ended one."""
+    if value is None or isinstance(value, (str, bytes, dict, list, tuple)):
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return  # an array (average=None, multioutput='raw_values'): not one number
+    if isinstance(target, _Session):
+        target.log_post(f"{dataset}_{what}", number)
+    else:
+        _evaluate(target, {f"{dataset}_{what}": number}, what, source, dataset, X)
+
+
+def _evaluate(version: Version, metrics: dict[str, float], name: str, source: str, dataset: str, X: Any) -> None:
+    data = {"X" if dataset == "eval" else f"X_{dataset}": X} if X is not None and can_fingerprint(X) else None
+    version.evaluate(metrics, name=name, data=data, source=source)
+
+
+def _cv_around(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    scope = _scopes.active()
+    if scope is None or _fit.busy or _evaluating.active or (scope.is_global and patching.in_worker_process()):
+        return original(*args, **kwargs)
+    if not _fit.claim():  # another thread's fit holds it
+        return original(*args, **kwargs)
+    try:  # the folds' fits are sklearn's: none is a version
+        result = original(*args, **kwargs)
+    finally:
+        _fit.release()
+    safe_call("recording cross-validation scores", _log_cv, scope, original.__name__, result, args, kwargs)
+    return result
+
+
+def _log_cv(scope: _Scope, fn: str, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Fold scores: an evaluation of the version of an estimator fitted in the run (when that
+    version ends), else a version of their own (one point per fold, and the mean and std)."""
+    est = args[0] if args else kwargs.get("estimator")
+    X, y = _xy(args[1:], {k: v for k, v in kwargs.items() if k != "estimator"})
+    scoring = kwargs.get("scoring")
+    single = scoring if isinstance(scoring, str) else "score"
+    folds: dict[str, list[float]] = {}
+    for key, values in (result if isinstance(result, Mapping) else {"test_score": result}).items():
+        part, _, scorer = key.partition("_")
+        if part in ("test", "train") and scorer:
+            scorer = single if scorer == "score" else scorer
+            folds[f"cv_{scorer}" if part == "test" else f"cv_train_{scorer}"] = [float(v) for v in values]
+    summary = {}
+    for name, values in folds.items():
+        summary.update({f"{name}_mean": statistics.fmean(values), f"{name}_std": statistics.pstdev(values)})
+        summary.update({f"{name}_fold{i}": value for i, value in enumerate(values)})
+    if not summary:
+        return
+    dataset, source = _dataset_name(X), f"sklearn {fn}"
+    session, ended = _by_estimator.get(est), _ended.get(est)
+    if session is not None:
+        session.pending.append((summary, fn, source, dataset, X))
+    elif ended is not None:
+        _evaluate(ended, summary, fn, source, dataset, X)
+    else:
+        session = _Session.begin(scope, est, fn, (X, y), {})
+        session.est = None  # not fitted: nothing to evaluate later
+        for i in range(max(len(v) for v in folds.values())):
+            session.version.log_metrics({k: v[i] for k, v in folds.items() if i < len(v)}, step=i)
+        session.version.log_metrics({k: v for k, v in summary.items() if "_fold" not in k}, step=0)
+        session.finish()
 
 
 def _not_user_code(filename: str) -> bool:
@@ -290,17 +373,7 @@ def _not_user_code(filename: str) -> bool:
 
 def _dataset_name(X: Any) -> str:
     """The name of the caller's variable holding ``X`` (``X_test`` → ``test``), else ``eval``."""
-    if X is None:
-        return "eval"
-    name = patching.caller_variable(X, _not_user_code)
-    if name is None:
-        return "eval"
-    for pre in ("X_", "x_"):
-        if name.startswith(pre):
-            name = name[len(pre) :]
-    for suf in ("_X", "_x"):
-        if name.endswith(suf):
-            name = name[: -len(suf)]
+    name = re.sub(r"^[Xx]_|_[Xx]$", "", (patching.caller_variable(X, _not_user_code) if X is not None else None) or "")
     return name if name and name not in ("X", "x") else "eval"
 
 
@@ -349,10 +422,15 @@ def _tmp_file(version: Version, name: str) -> Path:
 class _Session:
     """The version being recorded for one outermost fit."""
 
-    def __init__(self, scope: _Scope, version: Version) -> None:
+    def __init__(self, scope: _Scope, version: Version, est: Any, method: str) -> None:
         self.scope = scope
         self.version = version
+        self.est = est
+        self.method = method
+        self.calls = 0  # partial_fit calls
         self.closed = False
+        #: evaluations to record once the version ended: (metrics, name, source, dataset, X)
+        self.pending: list[tuple[dict[str, float], str, str, str, Any]] = []
 
     @classmethod
     def begin(cls, scope: _Scope, est: Any, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Session:
@@ -360,9 +438,12 @@ class _Session:
         previous = _by_estimator.get(est)
         if previous is not None:  # a refit: the old model is gone, its version is complete
             previous.finish()
+        stale = _ended.get(est)
+        if stale is not None:  # nor is a finished version's
+            _ended.discard(lambda v: v is stale)
         model = cfg.model or default_model_name(None, python_scripts=True) or type(est).__name__
         version = start(model, store=cfg.store)
-        session = cls(scope, version)
+        session = cls(scope, version, est, method)
         with _lock:
             scope.sessions.append(session)
         atexit.unregister(_finish_all)
@@ -378,7 +459,7 @@ class _Session:
             params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
             if params:
                 version.log_params(flatten({str(k): v for k, v in params.items()}))
-            if cfg.log_datasets:
+            if cfg.log_datasets and method != "partial_fit":  # one batch is not the training data
                 X, y = _xy(args, kwargs)
                 for name, data in (("X_train", X), ("y_train", y)):
                     if data is not None:
@@ -392,6 +473,18 @@ class _Session:
         cfg = self.scope.cfg
         v = self.version
         X, y = _xy(args, kwargs)
+        if self.method == "partial_fit":  # a point per call; the model is stored when the version ends
+            self.calls += 1
+            if cfg.training_metrics and X is not None and y is not None:
+                metrics = safe_call(
+                    f"computing metrics of {v.ref}", _training_metrics, est, X, y, kwargs.get("sample_weight")
+                )
+                if metrics:
+                    safe_call(f"logging metrics of {v.ref}", v.log_metrics, metrics, step=self.calls - 1)
+            with _lock:
+                if not self.closed:
+                    _by_estimator.put(est, self)
+            return
         if hasattr(est, "cv_results_"):
             safe_call(f"recording the search results of {v.ref}", _log_search, v, est, cfg.max_candidates)
         if cfg.training_metrics and X is not None and y is not None:
@@ -419,14 +512,9 @@ class _Session:
                 f"modeltrack: marking {self.version.ref} failed did not work: {err}", ModelTrackWarning, stacklevel=3
             )
 
-    def log_post(self, name: str, value: Any) -> None:
-        if self.closed or value is None or isinstance(value, (str, bytes, dict, list, tuple)):
-            return
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return  # an array (average=None, multioutput='raw_values'): not one number
-        self.version.log_metrics({name: number})
+    def log_post(self, name: str, value: float) -> None:
+        if not self.closed and self.scope.cfg.post_training_metrics:
+            self.version.log_metrics({name: value})
 
     def _close(self) -> None:
         with _lock:
@@ -439,8 +527,18 @@ class _Session:
     def finish(self) -> None:
         if self.closed:
             return
+        v = self.version
+        if self.method == "partial_fit":
+            v.log_info(partial_fit_calls=self.calls)
+            if self.scope.cfg.log_models:
+                safe_call(f"storing the model of {v.ref}", _log_model, v, self.est)
         self._close()
-        self.version.finish()
+        v.finish()
+        if self.est is not None:
+            _ended.put(self.est, v)
+        for metrics, name, source, dataset, X in self.pending:
+            safe_call(f"recording the {name} evaluation of {v.ref}", _evaluate, v, metrics, name, source, dataset, X)
+        self.pending.clear()
 
 
 def _log_data(version: Version, name: str, data: Any) -> None:
@@ -541,16 +639,22 @@ def _sklearn_classification_metrics(
 
 
 def _log_model(version: Version, est: Any) -> None:
+    """``model.joblib``; ``model.pkl`` (cloudpickle) when the model refers to functions or
+    classes of the training script, which joblib would store by a name no other process has."""
     import joblib
 
-    path = _tmp_file(version, MODEL_FILE)
+    by_value = pickling.by_value_reference(est)
+    path = _tmp_file(version, MODEL_FILE_BY_VALUE if by_value else MODEL_FILE)
     try:
-        joblib.dump(est, path)
+        if by_value:
+            fmt = pickling.dump_by_value(est, path, reference=by_value)
+        else:
+            fmt = "joblib"
+            joblib.dump(est, path)
+        meta = {"format": fmt, "estimator": _public_name(type(est)), "sklearn_version": sklearn.__version__}
+        name = MODEL_FILE_BY_VALUE if by_value else MODEL_FILE
         version.log_artifact(
-            path,
-            kind="model",
-            name=MODEL_FILE,
-            metadata={"format": "joblib", "estimator": _public_name(type(est)), "sklearn_version": sklearn.__version__},
+            path, kind="model", name=name, metadata={**meta, "by_value": by_value} if by_value else meta
         )
     finally:
         path.unlink(missing_ok=True)
@@ -561,39 +665,44 @@ def _number(value: Any) -> float | None:
 
 
 def _log_search(version: Version, est: Any, max_candidates: int) -> None:
+    """Best params, each scorer's CV score of the chosen candidate, ``cv_results.csv`` and
+    the top candidates: the chosen one first (a callable ``refit`` picks it), then by the rank
+    of the refit scorer (else the first); of a halving search, its last iteration's."""
     results = est.cv_results_
     best_params = getattr(est, "best_params_", None)
     if best_params is not None:
         version.log_params({"best_params": dict(best_params)})
-    best_score = getattr(est, "best_score_", None)
-    if best_score is not None:
-        version.log_metrics({"best_cv_score": best_score}, step=0)
     columns = list(results)
     n = len(results["params"])
     version.log_table(CV_RESULTS_FILE, columns, ([results[c][i] for c in columns] for i in range(n)), kind="cv_results")
-    refit = getattr(est, "refit", True)
-    suffix = refit if isinstance(refit, str) and f"rank_test_{refit}" in results else "score"
-    ranks = results.get(f"rank_test_{suffix}")
-    order = sorted(range(n), key=lambda i: int(ranks[i])) if ranks is not None else list(range(n))
+    refit, scoring = getattr(est, "refit", True), getattr(est, "scoring", None)
+    names = [k[len("mean_test_") :] for k in columns if k.startswith("mean_test_")] or ["score"]
+    multi = names != ["score"]
+    best = getattr(est, "best_index_", None)
+    best = None if best is None else int(best)
+    if not multi and getattr(est, "best_score_", None) is not None:
+        version.log_metrics({"best_cv_score": est.best_score_}, step=0)
+    elif multi and best is not None:
+        version.log_metrics({f"best_cv_{s}": results[f"mean_test_{s}"][best] for s in names}, step=0)
+    ranked = refit if isinstance(refit, str) and refit in names else names[0]
+    ranks = results.get(f"rank_test_{ranked}")
+    iters = results.get("iter")  # halving searches: candidates of the last iteration only
+    pool = [i for i in range(n) if iters is None or iters[i] == max(iters)]
+    order = sorted(pool, key=lambda i: (i != best, int(ranks[i]) if ranks is not None else 0))
     top = []
     for i in order[:max_candidates]:
-        top.append(
-            {
-                "rank": int(ranks[i]) if ranks is not None else None,
-                f"mean_test_{suffix}": _number(results.get(f"mean_test_{suffix}", [None] * n)[i]),
-                f"std_test_{suffix}": _number(results.get(f"std_test_{suffix}", [None] * n)[i]),
-                "mean_fit_time": _number(results.get("mean_fit_time", [None] * n)[i]),
-                "params": to_json_value(results["params"][i]),
-            }
-        )
+        row: dict[str, Any] = {"rank": int(ranks[i]) if ranks is not None else None, "chosen": i == best}
+        for s in names:
+            for stat in ("mean", "std"):
+                row[f"{stat}_test_{s}"] = _number(results.get(f"{stat}_test_{s}", [None] * n)[i])
+        row.update(mean_fit_time=_number(results.get("mean_fit_time", [None] * n)[i]))
+        top.append({**row, "params": to_json_value(results["params"][i])})
+    scorers = names if multi else [scoring if isinstance(scoring, str) else "score"]
+    search = {"candidates": n, "best_index": best, "refit": to_json_value(refit), "scoring": to_json_value(scoring)}
+    if iters is not None:
+        search.update(iterations=int(max(iters)) + 1, last_iteration_candidates=len(pool))
     version.log_info(
-        search={
-            "candidates": n,
-            "best_index": to_json_value(getattr(est, "best_index_", None)),
-            "refit": to_json_value(refit),
-            "scorer": suffix,
-        },
-        top_candidates=top,
+        search={**search, "scorers": scorers, "scorer": ranked if multi else scorers[0]}, top_candidates=top
     )
     if top:
         cols = list(top[0])
@@ -676,6 +785,7 @@ def autolog(
     post_training_metrics: bool = True,
     max_candidates: int = 5,
     estimators: Iterable[type] = (),
+    log_preprocessing: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Record every outermost scikit-learn ``fit`` as a version.
@@ -693,6 +803,9 @@ def autolog(
             model's predictions.
         max_candidates: how many search candidates the ``top_candidates`` table keeps.
         estimators: extra estimator classes to patch (your own ``BaseEstimator`` subclasses).
+        log_preprocessing: also record a preprocessing estimator fitted alone (a
+            ``StandardScaler``, an imputer, a feature selector or extractor, a
+            ``ColumnTransformer``); inside a Pipeline or a search they are always recorded.
         **kwargs: refused (``InvalidOptionError``): every option is named above.
 
     Returns:
@@ -709,9 +822,8 @@ def autolog(
         ...     return LogisticRegression().fit(X, y)
     """
     patching.refuse_unknown_options("sklearn", kwargs, ())
-    cfg = _Config(
-        model, store, log_models, log_datasets, training_metrics, post_training_metrics, max_candidates, estimators
-    )
+    flags = (log_models, log_datasets, training_metrics, post_training_metrics, log_preprocessing)
+    cfg = _Config(model, store, *flags, max_candidates, tuple(estimators))
     if fn is not None:
         if not callable(fn):
             raise ModelTrackError(f"autolog(fn) takes a function to decorate, got {fn!r}; pass options by keyword")
@@ -741,10 +853,12 @@ def load_artifact(
     """Load a stored estimator (called by :func:`modeltrack.load` after the trust check).
 
     Args:
-        file: the ``.joblib`` file.
+        file: the ``.joblib`` file, or the ``.pkl`` written with cloudpickle (as its metadata says).
         sniffed: the content's format (unused: joblib reads pickles, plain or compressed).
         **kwargs: passed to :func:`joblib.load` (e.g. ``mmap_mode="r"``).
     """
     import joblib
 
+    if ((artifact or {}).get("metadata") or {}).get("format") == pickling.FORMAT:
+        return pickling.load_by_value(file)
     return joblib.load(file, **kwargs)
