@@ -41,7 +41,6 @@ import os
 import shutil
 import sys
 import tempfile
-import types
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +51,7 @@ from modeltrack.capture.datasets import fingerprint_loader, flatten_loaders
 from modeltrack.capture.model import attributes, module_architecture, optimizer_settings, scheduler_settings
 from modeltrack.checkpoints import POLICIES, CheckpointMirror, CheckpointPolicy
 from modeltrack.errors import InvalidValueError, ModelTrackWarning
+from modeltrack.families import ClassFamily, Member
 from modeltrack.patching import safe_call
 from modeltrack.tracking import Version, default_model_name, start
 
@@ -69,114 +69,22 @@ CONFIG_FILE = "config.yaml"
 #: the key under which a checkpoint carries the version that wrote it
 CHECKPOINT_KEY = "modeltrack"
 _AUTOLOG_KEY = "lightning"
-_LABELS = {"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch_lightning"}
-_BASES: dict[str, Callable[[str], type]] = {
-    "Callback": lambda pkg: importlib.import_module(pkg).Callback,
-    "Logger": lambda pkg: importlib.import_module(pkg + ".loggers").Logger,
-}
 #: the version each LightningModule was last fitted into (a later ``trainer.test`` evaluates it)
 _FITTED: weakref.WeakKeyDictionary[Any, Version] = weakref.WeakKeyDictionary()
 
 
-# ---------------------------------------------------------------------- dual-package classes
-def _class_name(role: str, packages: tuple[str, ...]) -> str:
-    return f"ModelTrack{role}_" + "_and_".join(_LABELS[p] for p in packages)
-
-
-_CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
-
-
 def _concrete(role: str, packages: Iterable[str]) -> Any:
-    """The class of ``role`` (``"Callback"``, ``"Logger"``) deriving from that base of each package."""
-    key = tuple(p for p in PACKAGES if p in set(packages))
-    if not key:
-        raise InvalidValueError(f"no Lightning package among {list(packages)!r}; use {PACKAGES}", value=packages)
-    cls = _CLASSES.get((role, key))
-    if cls is None:
-        impl = _ModelTrackCallback if role == "Callback" else _ModelTrackLogger
-        name = _class_name(role, key)
-        bases = (impl, *(_BASES[role](p) for p in key))
-        ns = {"__module__": __name__, "__qualname__": name, "__doc__": impl.__doc__}
-        cls = types.new_class(name, bases, exec_body=lambda body: body.update(ns))
-        _CLASSES[(role, key)] = cls
-        globals()[name] = cls
-    return cls
+    return _FAMILY.concrete(role, packages)
 
 
 def __getattr__(name: str) -> Any:
-    # The public names resolve to the packages in use now; pickle (ddp_spawn workers) looks
-    # the concrete classes up by their own names in a fresh process.
-    if name in ("ModelTrackCallback", "ModelTrackLogger"):
-        return _concrete(name[len("ModelTrack") :], _resolve_packages(None))
-    for role in _BASES:
-        for key in ((PACKAGES[0],), (PACKAGES[1],), PACKAGES):
-            if _class_name(role, key) == name:
-                return _concrete(role, key)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _imported_packages() -> list[str]:
-    """Lightning packages imported in this process (whose ``Trainer`` is defined)."""
-    return [p for p in PACKAGES if hasattr(sys.modules.get(p), "Trainer")]
-
-
-def _installed_packages() -> list[str]:
-    import importlib.util
-
-    found = []
-    for p in PACKAGES:
-        try:
-            if importlib.util.find_spec(p.split(".")[0]) is not None:
-                found.append(p)
-        except (ImportError, ValueError):
-            continue
-    return found
+    # ModelTrackCallback/ModelTrackLogger for the packages in use; the concrete classes by name (pickle)
+    return _FAMILY.attribute(name)
 
 
 def _package_of(obj: Any) -> str:
     """``"lightning.pytorch"`` or ``"pytorch_lightning"``: the package of a Trainer/module."""
-    return "pytorch_lightning" if type(obj).__module__.startswith("pytorch_lightning") else "lightning.pytorch"
-
-
-def _resolve_packages(package: str | None) -> list[str]:
-    if package is not None:
-        wanted = {
-            "lightning": "lightning.pytorch",
-            "lightning.pytorch": "lightning.pytorch",
-            "pytorch_lightning": "pytorch_lightning",
-            "pytorch-lightning": "pytorch_lightning",
-        }.get(package)
-        if wanted is None:
-            raise InvalidValueError(
-                f"package={package!r} is not a Lightning package; use 'lightning' or 'pytorch_lightning'",
-                value=package,
-            )
-        return [wanted]
-    packages = _imported_packages() or _installed_packages()
-    if not packages:
-        raise ImportError(
-            "modeltrack's Lightning integration needs PyTorch Lightning: pip install 'modeltrack[lightning]' "
-            "(or 'modeltrack[pytorch-lightning]')"
-        )
-    return packages
-
-
-class _Dual:
-    """Construction picks the concrete class for the packages in use (or ``package=``)."""
-
-    _role = ""
-
-    def __new__(cls, *args: Any, _unpickling: bool = False, **kwargs: Any) -> Any:
-        if not _unpickling and cls in _CLASSES.values():  # ours, not a user's subclass
-            wanted = _concrete(cls._role, _resolve_packages(kwargs.get("package")))
-            if wanted is not cls:
-                obj = object.__new__(wanted)
-                obj.__init__(*args, **kwargs)  # type.__call__ skips __init__ for another class
-                return obj
-        return object.__new__(cls)
-
-    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (), {"_unpickling": True}
+    return _FAMILY.package_of(obj)
 
 
 def _settings(
@@ -192,7 +100,7 @@ def _settings(
     CheckpointPolicy(checkpoints, every_n_epochs=every_n_epochs, checkpoint_budget=None)  # validates
     if params is not None and not isinstance(params, Mapping):
         raise InvalidValueError(f"params={type(params).__name__} is invalid; pass a mapping", value=params)
-    _resolve_packages(package) if package is not None else None
+    _FAMILY.resolve(package) if package is not None else None
     return {
         "model": model,
         "store": store,
@@ -206,7 +114,7 @@ def _settings(
 
 
 # ---------------------------------------------------------------------- the callback
-class _ModelTrackCallback(_Dual):
+class _ModelTrackCallback(Member):
     """Record every ``Trainer.fit`` as a new version of ``model``.
 
     Only global rank zero writes; other ranks run the same hooks without writing. Tracking
@@ -690,7 +598,7 @@ class _TrackingCheckpointIO:
 
 
 # ---------------------------------------------------------------------- the logger
-class _ModelTrackLogger(_Dual):
+class _ModelTrackLogger(Member):
     """A Lightning ``Logger`` that records each ``fit`` as a version (see the module docstring).
 
     ``Trainer(logger=ModelTrackLogger())`` alone, in a list beside other loggers, or with a
@@ -794,6 +702,26 @@ class _ModelTrackLogger(_Dual):
     def finalize(self, status: str) -> None:
         """The callback ends the version (it sees the exception itself); nothing to do here."""
 
+
+_FAMILY = ClassFamily(
+    __name__,
+    PACKAGES,
+    labels={"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch_lightning"},
+    aliases={
+        "lightning": "lightning.pytorch",
+        "pytorch_lightning": "pytorch_lightning",
+        "lightning.pytorch": "lightning.pytorch",
+        "pytorch-lightning": "pytorch_lightning",
+    },
+    bases={
+        "Callback": lambda pkg: importlib.import_module(pkg).Callback,
+        "Logger": lambda pkg: importlib.import_module(pkg + ".loggers").Logger,
+    },
+    impls={"Callback": _ModelTrackCallback, "Logger": _ModelTrackLogger},
+    install_hint="modeltrack's Lightning integration needs PyTorch Lightning: pip install 'modeltrack[lightning]' "
+    "(or 'modeltrack[pytorch-lightning]')",
+    marker="Trainer",
+)
 
 if TYPE_CHECKING:
     ModelTrackCallback = _ModelTrackCallback
@@ -926,8 +854,8 @@ def autolog(disable: bool = False, *, model: str | None = None, store: Any = Non
         return []
     patching.refuse_unknown_options("lightning", callback_kwargs, _OPTIONS)
     options = {"model": model, "store": store, **callback_kwargs}
-    _concrete("Callback", _resolve_packages(None))(**options)  # validates the options now
-    packages = _imported_packages()
+    _concrete("Callback", _FAMILY.resolve(None))(**options)  # validates the options now
+    packages = _FAMILY.imported()
 
     def install(patcher: patching.Patcher) -> None:
         for pkg in packages:

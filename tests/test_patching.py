@@ -582,3 +582,57 @@ def test_callers_and_caller_file_read_the_frames_above() -> None:
     assert len(frames) == 3
     assert caller_file(0) == __file__
     assert caller_file(10_000) == ""
+
+
+def test_class_family_builds_one_class_per_package_set_and_pickles_by_name() -> None:
+    import pickle
+    import sys as _sys
+
+    from modeltrack.errors import InvalidValueError
+    from modeltrack.families import ClassFamily, Member
+
+    mod = types.ModuleType("fake_integration")
+    _sys.modules["fake_integration"] = mod
+    pkg_a, pkg_b = types.ModuleType("fam_a"), types.ModuleType("fam_b")
+    for p in (pkg_a, pkg_b):
+        p.Ready = True  # type: ignore[attr-defined]
+        p.Base = type(f"Base_{p.__name__}", (), {})  # type: ignore[attr-defined]
+    _sys.modules.update(fam_a=pkg_a, fam_b=pkg_b)
+    try:
+
+        class Impl(Member):
+            _role = "Thing"
+
+            def __init__(self, size: int = 1, package: str | None = None) -> None:
+                self.size = size
+
+        family = ClassFamily(
+            "fake_integration",
+            ("fam_a", "fam_b"),
+            labels={"fam_a": "a", "fam_b": "b"},
+            aliases={"a": "fam_a", "b": "fam_b"},
+            bases={"Thing": lambda p: _sys.modules[p].Base},
+            impls={"Thing": Impl},
+            install_hint="pip install fam",
+            marker="Ready",
+        )
+        mod.__getattr__ = family.attribute  # type: ignore[attr-defined]
+        both = family.attribute("ModelTrackThing")
+        assert both.__name__ == "ModelTrackThing_a_and_b" and issubclass(both, (pkg_a.Base, pkg_b.Base))
+        thing = both(size=3)
+        assert isinstance(thing, pkg_a.Base) and isinstance(thing, pkg_b.Base) and thing.size == 3
+        only_b = both(size=4, package="b")  # redirected to the class of that package, initialised once
+        assert type(only_b).__name__ == "ModelTrackThing_b" and not isinstance(only_b, pkg_a.Base)
+        assert only_b.size == 4
+        clone = pickle.loads(pickle.dumps(only_b))
+        assert type(clone) is type(only_b) and clone.size == 4
+        assert family.attribute("ModelTrackThing_b") is type(only_b)
+        with pytest.raises(InvalidValueError, match="package='c'"):
+            both(package="c")
+        with pytest.raises(AttributeError):
+            family.attribute("ModelTrackOther")
+        del pkg_b.Ready  # not (fully) imported any more: the public name follows what is imported
+        assert family.attribute("ModelTrackThing").__name__ == "ModelTrackThing_a"
+    finally:
+        for name in ("fake_integration", "fam_a", "fam_b"):
+            _sys.modules.pop(name, None)

@@ -31,6 +31,7 @@ KEYS = {
     "tag": "models/m/tags/00000002.json",
     "deleted": "models/m/deleted/3",
     "artifact": f"{V}/final.json",
+    "evaluation": f"{V}/evaluations/00000000000000000001-abc.json",
 }
 T = "2024-01-01T00:00:00.000000+00:00"
 ART = {"path": "ckpt/best.ckpt", "sha256": SHA, "size": 10, "kind": "checkpoint", "time": T}
@@ -94,6 +95,10 @@ GOOD: dict[str, list[Any]] = {
         {"version": 3, "set": {}, "time": T, "actor": "ann", "seq": 4},
     ],
     "deleted": [{"time": T}],
+    "evaluation": [
+        {"name": "test", "metrics": {"acc": 0.9, "loss": None}, "data": [], "created_at": T, "actor": "ann"},
+        {"name": "holdout", "metrics": {}, "created_at": T, "source": "api", "model": "m", "version": 3},
+    ],
 }
 
 # (kind, record, words the message must hold)
@@ -173,6 +178,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("tag", {"version": 3, "remove": [1], "time": T}, "'remove'[0] must be a string"),
     ("tag", {"version": "3", "tags": {}, "time": T}, "'version' must be a version number"),
     ("tag", {"version": 3, "tags": {}}, "'time' is missing"),
+    ("evaluation", {"metrics": {}, "created_at": T}, "'name' is missing"),
+    ("evaluation", {"name": "test", "metrics": [], "created_at": T}, "'metrics' must be an object"),
+    ("evaluation", {"name": "test", "metrics": {"a": "x"}, "created_at": T}, "metric 'a' must be a number"),
+    ("evaluation", {"name": "test", "metrics": {}, "data": {}, "created_at": T}, "'data' must be a list"),
+    ("evaluation", {"name": "test", "metrics": {}}, "'created_at' is missing"),
     ("deleted", {}, "'time' is missing"),
     ("deleted", "gone", "must be an object"),
 ]
