@@ -187,7 +187,6 @@ class _ModelTrackCallback(Member):
         self._tmpdir: str | None = None
         self._pending_params: list[dict[str, Any]] = []
         self._resume: dict[str, Any] | None = None
-        self._remote: dict[str, str] = {}  # checkpoint URL -> the local copy stored
         self._data_done: set[str] = set()
         self._failure: BaseException | None = None
         self._fitting = False
@@ -523,42 +522,26 @@ class _ModelTrackCallback(Member):
         if self._own_save or not self._active or trainer is None or self._mirror is None:
             return
         owner = _owner_of(trainer, path)
-        meta = _metadata(owner, _norm(path))
-        if "://" in path:
-            meta["uri"] = path
-            path = self._fetch(path)
         self._mirror.written(
             path,
             epoch=trainer.current_epoch,
             step=trainer.global_step,
-            best_path=_best_path(trainer, self._remote),
+            best_path=_best_path(trainer),
             owned=owner is not None,
-            metadata=meta,
+            metadata=_metadata(owner, _norm(path)),
         )
-
-    def _fetch(self, url: str) -> str:
-        """A local copy of a checkpoint written to an fsspec URL (``s3://``, ``gs://``…)."""
-        import fsspec
-
-        folder = os.path.join(self._scratch(), f"remote-{len(self._remote)}")
-        os.makedirs(folder, exist_ok=True)
-        local = self._remote.get(url) or os.path.join(folder, os.path.basename(url.rstrip("/")))
-        with fsspec.open(url, "rb") as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        self._remote[url] = local
-        return local
 
     def _on_removed(self, path: str) -> None:
         if not self._own_save and self._active and self._mirror is not None:
-            self._mirror.removed(self._remote.pop(path, path))
+            self._mirror.removed(path)
 
     def _reconcile(self, trainer: Trainer) -> None:
         """At the end: store what the ModelCheckpoints hold that was not seen being written
         (strategies that bypass the checkpoint IO), re-store files changed since, mark the best."""
         if self._mirror is None or self._policy.name == "none":
             return
-        held = [(self._remote.get(p, p), _metadata(cb, p)) for cb in _checkpoint_callbacks(trainer) for p in _held(cb)]
-        best = _best_path(trainer, self._remote)
+        held = [(p, _metadata(cb, p)) for cb in _checkpoint_callbacks(trainer) for p in _held(cb)]
+        best = _best_path(trainer)
         self._mirror.reconcile(held, epoch=trainer.current_epoch, step=trainer.global_step, best_path=best)
 
 
@@ -752,10 +735,9 @@ def _checkpoint_callbacks(trainer: Any) -> list[Any]:
     return list(getattr(trainer, "checkpoint_callbacks", None) or [])
 
 
-def _best_path(trainer: Any, remote: Mapping[str, str] | None = None) -> str | None:
-    cb = getattr(trainer, "checkpoint_callback", None)
-    path = getattr(cb, "best_model_path", None)
-    return (remote or {}).get(path) or _norm(path) if path else None
+def _best_path(trainer: Any) -> str | None:
+    path = getattr(getattr(trainer, "checkpoint_callback", None), "best_model_path", None)
+    return _norm(path) if path else None
 
 
 def _held(cb: Any, *extra: str) -> list[str]:

@@ -417,6 +417,28 @@ class CheckpointMirror:
         self._names: dict[str, str] = {}  # artifact name -> absolute path
         #: artifact name of the checkpoint now marked best
         self.best_name: str | None = None
+        self._remote: dict[str, str] = {}  # fsspec URL -> the local copy stored
+
+    def local(self, path: str | None) -> str | None:
+        """The local file of ``path``: itself (absolute), or the copy of an fsspec URL."""
+        if path is None:
+            return None
+        return self._remote.get(path) or (path if "://" in path else os.path.abspath(path))
+
+    def _fetch(self, url: str) -> str:
+        """Copy a file written to an fsspec URL (``s3://``, ``gs://``…) to the version's scratch
+        directory (again each time it is written), so it can be stored like a local one."""
+        import fsspec
+
+        local = self._remote.get(url)
+        if local is None:
+            folder = self.version.scratch_dir() / "remote" / str(len(self._remote))
+            folder.mkdir(parents=True, exist_ok=True)
+            local = str(folder / (url.rstrip("/").rsplit("/", 1)[-1] or "checkpoint"))
+        with fsspec.open(url, "rb") as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        self._remote[url] = local
+        return local
 
     def name_for(self, path: str) -> str:
         """The artifact name of a file: its base name under the prefix, unique in the version."""
@@ -436,8 +458,12 @@ class CheckpointMirror:
         owned: bool = True,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        """The framework wrote ``path`` at ``epoch``; ``best_path`` is its best file now."""
-        path = os.path.abspath(path)
+        """The framework wrote ``path`` (a local path or an fsspec URL) at ``epoch``;
+        ``best_path`` is its best file now."""
+        if "://" in path:
+            metadata = {**(metadata or {}), "uri": path}
+            path = self._fetch(path)
+        path, best_path = os.path.abspath(path), self.local(best_path)
         keep = not self.policy.periodic() or self.policy.due(epoch)
         if not keep and path != best_path:
             return
@@ -448,9 +474,10 @@ class CheckpointMirror:
 
     def removed(self, path: str) -> None:
         """The framework deleted ``path``: release it unless the policy keeps it."""
-        rec = self.files.get(os.path.abspath(path))
+        local = self._remote.pop(path, None) or os.path.abspath(path)
+        rec = self.files.get(local)
         if rec is not None and self.policy.name != "all" and not (self.policy.name == "every_n" and rec.keep):
-            self.release(os.path.abspath(path))
+            self.release(local)
 
     def reconcile(
         self,
@@ -463,8 +490,9 @@ class CheckpointMirror:
         """At the end of training: store the files the framework holds (``(path, metadata)``)
         that were not seen being written or changed since, mark its best, and (``"best"``)
         release stored files it deleted."""
+        best_path = self.local(best_path)
         for path, meta in held:
-            path = os.path.abspath(path)
+            path = self.local(path) or path
             if not os.path.isfile(path):
                 continue
             rec = self.files.get(path)
