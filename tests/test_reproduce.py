@@ -538,3 +538,25 @@ def test_a_damaged_reproduction_record_is_reported_not_trusted() -> None:
     ):
         with pytest.raises(CorruptRecordError, match=re.escape(words)):
             records.validate("environment", bad, key)
+
+
+def test_a_script_run_from_outside_its_repository_records_the_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "train.py").write_text(
+        "import modeltrack as mt\nwith mt.start('outside', store=__import__('sys').argv[1]) as v:\n"
+        "    v.log_metrics({'loss': 1.0}, epoch=0)\n"
+    )
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    elsewhere = tmp_path / "scratch"
+    elsewhere.mkdir()
+    store = str(tmp_path / "store")
+    out = subprocess.run([sys.executable, str(repo / "train.py"), store], cwd=elsewhere, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    env = mt.show("outside", store=store)["environment"]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert env["git"]["commit"] == head and env["git"]["root"] == str(repo.resolve())
+    assert env["code"]["script"] == "train.py"

@@ -377,6 +377,12 @@ def collect(
     if with_git:
         try:
             env["git"], diff = git_info(cwd)
+            from .code import entry_script
+
+            script = entry_script()
+            if env["git"] is None and script is not None:
+                # run from outside the repository (python ~/proj/train.py): the script's own
+                env["git"], diff = git_info(os.path.dirname(script))
         except Exception:  # noqa: BLE001
             pass
     from . import code, seeds
