@@ -361,9 +361,9 @@ def _log_cv(scope: _Scope, fn: str, result: Any, args: tuple[Any, ...], kwargs: 
     else:
         session = _Session.begin(scope, est, fn, (X, y), {})
         session.est = None  # not fitted: nothing to evaluate later
+        session.version.log_metrics({k: v for k, v in summary.items() if "_fold" not in k}, step=0)
         for i in range(max(len(v) for v in folds.values())):
             session.version.log_metrics({k: v[i] for k, v in folds.items() if i < len(v)}, step=i)
-        session.version.log_metrics({k: v for k, v in summary.items() if "_fold" not in k}, step=0)
         session.finish()
 
 
@@ -534,8 +534,8 @@ class _Session:
                 safe_call(f"storing the model of {v.ref}", _log_model, v, self.est)
         self._close()
         v.finish()
-        if self.est is not None:
-            _ended.put(self.est, v)
+        if self.est is not None and self.scope.cfg.post_training_metrics:
+            _ended.put(self.est, v)  # its later scores and metrics become evaluations
         for metrics, name, source, dataset, X in self.pending:
             safe_call(f"recording the {name} evaluation of {v.ref}", _evaluate, v, metrics, name, source, dataset, X)
         self.pending.clear()

@@ -89,9 +89,9 @@ def dump_by_value(obj: Any, path: str | os.PathLike[str], *, reference: str = "a
     except ImportError:
         name = reference.rsplit(".", 1)[-1]
         raise ModelTrackError(
-            f"the model refers to {reference}, defined in the training script, which plain pickle stores by name "
-            f"only (it would not load in another process); pip install cloudpickle to store it by value, or move "
-            f"{name} into an importable module"
+            f"cannot store the model: it refers to {reference} (defined in the running script, inside a function, "
+            f"or a lambda), which plain pickle stores by a name no other process can import; pip install "
+            f"cloudpickle to store it by value, or define {name} at module level in an importable module"
         ) from None
     with open(path, "wb") as f:
         cloudpickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -466,3 +466,332 @@ def test_search_params_absent_from_a_candidate_are_empty_cells(data: Any, store_
     rows = list(csv.DictReader(text.splitlines()))
     assert [r["param_tol"] for r in rows] == ["", "0.001"]
     assert [json.loads(r["params"]) for r in rows] == [{"C": 0.5}, {"C": 1.0, "tol": 0.001}]
+
+
+# ---------------------------------------------------------------------- issue 10: searches
+def _lowest_precision(results: Any) -> int:
+    """A callable refit: the candidate with the lowest mean precision (never sklearn's rank 1)."""
+    return int(np.argmin(results["mean_test_precision"]))
+
+
+@pytest.fixture
+def wide() -> tuple[Any, Any]:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] + X[:, 1] + 0.8 * rng.normal(size=120) > 0.3).astype(int)
+    return X, y
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_multi_metric_search_with_callable_refit(wide: Any, store_uri: str) -> None:
+    X, y = wide
+    with mts.autolog(model="multi", store=store_uri, max_candidates=3):
+        grid = GridSearchCV(
+            LogisticRegression(),
+            {"C": [0.001, 0.01, 0.1, 1.0, 10.0]},
+            scoring=["precision", "recall"],
+            refit=_lowest_precision,
+            cv=3,
+        ).fit(X, y)
+    res = grid.cv_results_
+    best = grid.best_index_
+    assert res["rank_test_precision"][best] != 1  # the callable did not pick sklearn's best
+    rec = mt.show("multi", store=store_uri)
+    search = rec["info"]["search"]
+    assert search["scorers"] == ["precision", "recall"] and search["scoring"] == ["precision", "recall"]
+    assert search["scorer"] == "precision" and search["best_index"] == best
+    top = rec["info"]["top_candidates"]
+    assert len(top) == 3 and top[0]["chosen"] is True and top[0]["params"] == grid.best_params_
+    assert top[0]["rank"] == res["rank_test_precision"][best]
+    assert [r["rank"] for r in top[1:]] == sorted(r["rank"] for r in top[1:])
+    assert [r["chosen"] for r in top[1:]] == [False, False]
+    assert top[0]["mean_test_recall"] == pytest.approx(res["mean_test_recall"][best])
+    m = {k: v["last"] for k, v in rec["metrics"].items()}
+    assert m["best_cv_precision"] == pytest.approx(res["mean_test_precision"][best])
+    assert m["best_cv_recall"] == pytest.approx(res["mean_test_recall"][best])
+    assert "best_cv_score" not in m
+    header = Path(mt.artifact_path("multi", "top_candidates.csv", store=store_uri)).read_text().splitlines()[0]
+    assert "mean_test_precision" in header and "std_test_recall" in header
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_dict_scoring_refit_by_name_and_single_named_scorer(wide: Any, store_uri: str) -> None:
+    X, y = wide
+    with mts.autolog(model="dict", store=store_uri, log_models=False):
+        grid = GridSearchCV(
+            LogisticRegression(),
+            {"C": [0.001, 0.1, 10.0]},
+            scoring={"p": "precision", "auc": "roc_auc"},
+            refit="auc",
+            cv=3,
+        ).fit(X, y)
+    rec = mt.show("dict", store=store_uri)
+    assert rec["info"]["search"]["scorers"] == ["p", "auc"] and rec["info"]["search"]["scorer"] == "auc"
+    top = rec["info"]["top_candidates"]
+    assert top[0]["rank"] == 1 and top[0]["params"] == grid.best_params_
+    assert rec["metrics"]["best_cv_auc"]["last"] == pytest.approx(grid.best_score_)
+    assert rec["metrics"]["best_cv_p"]["last"] == pytest.approx(grid.cv_results_["mean_test_p"][grid.best_index_])
+
+    y3 = np.digitize(X[:, 0], [-0.5, 0.5])  # three classes
+    with mts.autolog(model="ovr", store=store_uri, log_models=False):
+        grid3 = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, scoring="roc_auc_ovr", cv=3).fit(X, y3)
+    search = mt.show("ovr", store=store_uri)["info"]["search"]
+    assert search["scoring"] == "roc_auc_ovr" and search["scorers"] == ["roc_auc_ovr"]
+    assert search["scorer"] == "roc_auc_ovr"
+    assert mt.show("ovr", store=store_uri)["metrics"]["best_cv_score"]["last"] == pytest.approx(grid3.best_score_)
+
+
+@pytest.mark.slow
+def test_halving_search_keeps_last_iteration_candidates(wide: Any, store_uri: str) -> None:
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    X, y = wide
+    with mts.autolog(model="halving", store=store_uri, log_models=False, max_candidates=10):
+        search = HalvingGridSearchCV(
+            LogisticRegression(), {"C": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]}, cv=2, factor=2, random_state=0
+        ).fit(X, y)
+    res = search.cv_results_
+    last = max(res["iter"])
+    assert last >= 1 and len(set(res["iter"])) > 1
+    finalists = [p for p, it in zip(res["params"], res["iter"]) if it == last]
+    info = mt.show("halving", store=store_uri)["info"]
+    assert sorted(json.dumps(r["params"], sort_keys=True) for r in info["top_candidates"]) == sorted(
+        json.dumps(p, sort_keys=True) for p in finalists
+    )
+    assert info["top_candidates"][0]["params"] == search.best_params_
+    assert info["search"]["iterations"] == search.n_iterations_
+    assert info["search"]["last_iteration_candidates"] == len(finalists) < info["search"]["candidates"]
+
+
+# ---------------------------------------------------------------------- issue 10: script functions
+TRAIN_SCRIPT = """
+import sys
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from modeltrack.integrations import sklearn as mts
+
+
+def log1p_abs(X):
+    return np.log1p(np.abs(X))
+
+
+def most_recall(results):
+    return int(np.argmax(results["mean_test_recall"]))
+
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(80, 3))
+y = (X[:, 0] > 0).astype(int)
+with mts.autolog(model="script", store=sys.argv[1]):
+    search = GridSearchCV(
+        make_pipeline(FunctionTransformer(log1p_abs), LogisticRegression()),
+        {"logisticregression__C": [0.1, 1.0]},
+        scoring=["precision", "recall"],
+        refit=most_recall,
+        cv=2,
+    ).fit(X, y)
+np.save(sys.argv[2], search.predict(X))
+np.save(sys.argv[3], X)
+"""
+
+LOAD_SCRIPT = """
+import sys
+
+import numpy as np
+
+import modeltrack as mt
+
+model = mt.load("script", trust=True, store=sys.argv[1])
+assert (model.predict(np.load(sys.argv[3])) == np.load(sys.argv[2])).all()
+print(type(model).__name__, model.refit.__name__)
+"""
+
+
+@pytest.mark.slow
+def test_functions_of_the_training_script_load_in_another_process(store_uri: str, tmp_path: Path) -> None:
+    train, load = tmp_path / "train.py", tmp_path / "load.py"
+    train.write_text(TRAIN_SCRIPT)
+    load.write_text(LOAD_SCRIPT)
+    paths = [store_uri, str(tmp_path / "pred.npy"), str(tmp_path / "X.npy")]
+    subprocess.run([sys.executable, str(train), *paths], check=True, cwd=tmp_path, capture_output=True, text=True)
+    (art,) = [a for a in mt.show("script", store=store_uri)["artifacts"] if a["kind"] == "model"]
+    assert art["path"] == "model.pkl" and art["metadata"]["format"] == "cloudpickle"
+    assert art["metadata"]["by_value"].startswith("__main__.")
+    out = subprocess.run([sys.executable, str(load), *paths], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["GridSearchCV", "most_recall"]
+
+
+def test_lambda_model_round_trips_and_plain_models_stay_joblib(data: Any, store_uri: str) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y, X_test, _ = data
+    with mts.autolog(model="lam", store=store_uri):
+        model = Pipeline([("f", FunctionTransformer(lambda a: a * 3)), ("clf", LogisticRegression())]).fit(X, y)
+        LogisticRegression().fit(X, y)
+    arts = {
+        v["version"]: a
+        for v in mt.versions("lam", store=store_uri)
+        for a in mt.show(f"lam@v{v['version']}", store=store_uri)["artifacts"]
+        if a["kind"] == "model"
+    }
+    assert arts[1]["path"] == "model.pkl" and "<lambda>" in arts[1]["metadata"]["by_value"]
+    assert arts[2]["path"] == "model.joblib" and arts[2]["metadata"]["format"] == "joblib"
+    loaded = mt.load("lam@v1", trust=True, store=store_uri)
+    assert (loaded.predict(X_test) == model.predict(X_test)).all()
+    with pytest.raises(UntrustedArtifactError):
+        mt.load("lam@v1", store=store_uri)
+
+
+def test_without_cloudpickle_the_save_is_refused_clearly(
+    data: Any, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    monkeypatch.setenv("MODELTRACK_STRICT", "0")
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # import cloudpickle → ImportError
+    X, y, _, _ = data
+    with pytest.warns(ModelTrackWarning, match=r"refers to .*<lambda>.*pip install cloudpickle.*importable module"):
+        with mts.autolog(model="nocp", store=store_uri):
+            model = Pipeline([("f", FunctionTransformer(lambda a: a)), ("clf", LogisticRegression())]).fit(X, y)
+    assert model.predict(X).shape == (40,)  # training went on
+    rec = mt.show("nocp", store=store_uri)
+    assert rec["status"] == "finished" and not [a for a in rec["artifacts"] if a["kind"] == "model"]
+
+
+# ---------------------------------------------------------------------- issue 10: preprocessing
+def test_lone_preprocessing_fit_is_no_version_unless_asked(data: Any, store_uri: str) -> None:
+    from sklearn.impute import SimpleImputer
+
+    X, y, X_test, _ = data
+    with mts.autolog(model="pre", store=store_uri, log_preprocessing=True):
+        StandardScaler().fit(X)
+    assert mt.show("pre@v1", store=store_uri)["info"]["estimator"] == "sklearn.preprocessing.StandardScaler"
+    with mts.autolog(model="pre", store=store_uri):
+        StandardScaler().fit(X)
+        SimpleImputer().fit_transform(X)
+    assert len(mt.versions("pre", store=store_uri)) == 1
+
+    # Global mode: a scaler fitted between a model's fit and its test score leaves that version open.
+    mts.autolog(model="preg", store=store_uri)
+    clf = LogisticRegression().fit(X, y)
+    StandardScaler().fit(X_test)
+    assert [v["status"] for v in mt.versions("preg", store=store_uri)] == ["running"]
+    clf.score(X_test, data[3])
+    mts.autolog(disable=True)
+    assert "test_score" in mt.show("preg@v1", store=store_uri)["metrics"]
+
+
+# ---------------------------------------------------------------------- issue 10: cross-validation
+def test_cross_val_score_of_an_unfitted_estimator_is_one_version(data: Any, store_uri: str) -> None:
+    from sklearn import model_selection
+
+    X, y, _, _ = data
+    with mts.autolog(model="cv", store=store_uri):
+        scores = model_selection.cross_val_score(LogisticRegression(C=0.5), X, y, cv=4, scoring="accuracy")
+        multi = model_selection.cross_validate(LogisticRegression(), X, y, cv=3, scoring=["accuracy", "f1"])
+    assert len(mt.versions("cv", store=store_uri)) == 2
+    rec = mt.show("cv@v1", store=store_uri)
+    assert rec["params"]["C"] == 0.5 and rec["info"]["method"] == "cross_val_score"
+    series = rec["metrics"]["cv_accuracy"]["series"]
+    assert [p["step"] for p in series] == [0, 1, 2, 3]
+    assert [p["value"] for p in series] == pytest.approx(list(scores))
+    assert rec["metrics"]["cv_accuracy_mean"]["last"] == pytest.approx(scores.mean())
+    assert rec["metrics"]["cv_accuracy_std"]["last"] == pytest.approx(scores.std())
+    assert not [a for a in rec["artifacts"] if a["kind"] == "model"]  # nothing was fitted
+    assert {d["name"] for d in rec["data"]} == {"X_train", "y_train"}
+    rec2 = mt.show("cv@v2", store=store_uri)
+    assert [p["value"] for p in rec2["metrics"]["cv_f1"]["series"]] == pytest.approx(list(multi["test_f1"]))
+    assert "cv_accuracy" in rec2["metrics"] and rec2["evaluations"] == []
+
+
+def test_cross_validate_of_a_fitted_estimator_is_an_evaluation(data: Any, store_uri: str) -> None:
+    from sklearn import model_selection
+
+    X, y, X_test, y_test = data
+    X_all, y_all = np.vstack([X, X_test]), np.concatenate([y, y_test])
+    with mts.autolog(model="cvfit", store=store_uri):
+        clf = LogisticRegression().fit(X, y)
+        res = model_selection.cross_validate(clf, X_all, y_all, cv=3, scoring="accuracy")
+    assert len(mt.versions("cvfit", store=store_uri)) == 1
+    rec = mt.show("cvfit@v1", store=store_uri)
+    (ev,) = rec["evaluations"]
+    assert ev["name"] == "cross_validate" and ev["source"] == "sklearn cross_validate"
+    assert ev["metrics"]["cv_accuracy_mean"] == pytest.approx(res["test_score"].mean())
+    assert ev["metrics"]["cv_accuracy_std"] == pytest.approx(res["test_score"].std())
+    assert [ev["metrics"][f"cv_accuracy_fold{i}"] for i in range(3)] == pytest.approx(list(res["test_score"]))
+    assert ev["data"][0]["name"] == "X_all" and ev["data"][0]["shape"] == [60, 3]
+    assert "cv_accuracy" not in rec["metrics"]  # the version's own record is unchanged
+
+    # Global mode, after the version ended: the evaluation is written at once.
+    mts.autolog(model="cvg", store=store_uri)
+    first = LogisticRegression().fit(X, y)
+    LogisticRegression(C=2.0).fit(X, y)  # ends v1
+    scores = model_selection.cross_val_score(first, X_all, y_all, cv=2)
+    (ev,) = mt.show("cvg@v1", store=store_uri)["evaluations"]
+    assert ev["name"] == "cross_val_score" and ev["metrics"]["cv_score_mean"] == pytest.approx(scores.mean())
+    mts.autolog(disable=True)
+    assert len(mt.versions("cvg", store=store_uri)) == 2
+
+
+def test_partial_fit_loop_is_one_version_with_series(store_uri: str) -> None:
+    from sklearn.linear_model import SGDClassifier
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with mts.autolog(model="online", store=store_uri):
+        clf = SGDClassifier(random_state=0)
+        for i in range(4):
+            batch = slice(50 * i, 50 * (i + 1))
+            clf.partial_fit(X[batch], y[batch], classes=[0, 1])
+    assert len(mt.versions("online", store=store_uri)) == 1
+    rec = mt.show("online", store=store_uri)
+    assert rec["status"] == "finished" and rec["info"]["method"] == "partial_fit"
+    assert rec["info"]["partial_fit_calls"] == 4
+    series = rec["metrics"]["train_accuracy"]["series"]
+    assert [p["step"] for p in series] == [0, 1, 2, 3]
+    assert series[-1]["value"] == pytest.approx(clf.score(X[150:], y[150:]))
+    assert rec["params"]["random_state"] == 0
+    loaded = mt.load("online", trust=True, store=store_uri)
+    assert (loaded.coef_ == clf.coef_).all()  # the model after the last call
+
+
+# ---------------------------------------------------------------------- issue 10: evaluations
+def test_scores_and_metrics_after_the_version_ended_are_evaluations(data: Any, store_uri: str) -> None:
+    X, y, X_test, y_test = data
+    mts.autolog(model="late", store=store_uri)
+    first = LogisticRegression().fit(X, y)
+    LogisticRegression(C=3.0).fit(X, y)  # ends v1
+    assert mt.versions("late", store=store_uri)[0]["status"] == "finished"
+    score = first.score(X_test, y_test)
+    acc = metrics.accuracy_score(y_test, first.predict(X_test))
+    mts.autolog(disable=True)
+    evals = {e["name"]: e for e in mt.show("late@v1", store=store_uri)["evaluations"]}
+    assert set(evals) == {"score", "accuracy_score"}
+    assert evals["score"]["metrics"] == {"test_score": pytest.approx(score)}
+    assert evals["score"]["source"] == "sklearn LogisticRegression.score"
+    assert evals["accuracy_score"]["metrics"] == {"test_accuracy_score": pytest.approx(acc)}
+    assert evals["accuracy_score"]["source"] == "sklearn.metrics.accuracy_score"
+    fp = mt.show("late@v1", store=store_uri)
+    for e in evals.values():
+        assert e["data"][0]["name"] == "X_test" and e["data"][0]["shape"] == [20, 3]
+        assert e["data"][0]["fingerprint"].startswith("sha256:")
+    assert "test_score" not in fp["metrics"] and mt.show("late@v2", store=store_uri)["evaluations"] == []
+
+
+def test_post_training_metrics_off_records_no_evaluation(data: Any, store_uri: str) -> None:
+    X, y, X_test, y_test = data
+    with mts.autolog(model="quiet", store=store_uri, post_training_metrics=False):
+        clf = LogisticRegression().fit(X, y)
+        clf.score(X_test, y_test)
+    rec = mt.show("quiet", store=store_uri)
+    assert rec["evaluations"] == [] and "test_score" not in rec["metrics"]
