@@ -18,10 +18,19 @@ values as readable stand-ins), training metrics computed on the training data (c
 classes, weighted otherwise —, ``train_log_loss`` and ``train_roc_auc`` where probabilities
 or decision scores exist; regressor: ``train_mse``, ``train_rmse``, ``train_mae``,
 ``train_r2``), fingerprints of ``X_train`` and ``y_train``, the fitted model as
-``model.joblib`` (kind ``model``, loadable with ``modeltrack.load(REF, trust=True)``), and
-for ``GridSearchCV``/``RandomizedSearchCV`` the best params (``best_params.*``), the best
-score (``best_cv_score``), ``cv_results.csv`` and the top candidates (``top_candidates.csv``
-and the ``top_candidates`` info).
+``model.joblib`` (kind ``model``, loadable with ``modeltrack.load(REF, trust=True)``; ``model.pkl``
+written with cloudpickle when it refers to functions of the training script, see
+:mod:`modeltrack.pickling`), and for searches (grid, randomized, halving) the best params
+(``best_params.*``), the chosen candidate's CV score (``best_cv_score``; ``best_cv_<scorer>``
+for each of several scorers), ``cv_results.csv`` and the top candidates (``top_candidates.csv``
+and the ``top_candidates`` info: the chosen one, then by the refit scorer's rank; a halving
+search's last iteration only).
+
+Not versions: a preprocessing estimator fitted alone (:data:`PREPROCESSING`) unless
+``log_preprocessing=True``. ``cross_validate``/``cross_val_score``: on an estimator fitted in
+the run, an evaluation of its version (``cv_<scorer>_mean``/``_std``/``_fold<i>``); otherwise
+a version of their own with one point per fold. ``partial_fit`` calls on one estimator are
+one version: a point per call, the model stored when the version ends.
 
 Post-training metrics: after ``fit``, ``est.score(X_test, y_test)`` is logged as
 ``test_score``, and ``sklearn.metrics.<fn>(y_test, est.predict(X_test))`` as
@@ -29,7 +38,7 @@ Post-training metrics: after ``fit``, ``est.score(X_test, y_test)`` is logged as
 without ``X_``: ``X_val`` gives ``val_``; ``eval_`` when it has no name). The version stays
 open for them until the decorated function (or ``with`` block) ends; in global mode until
 the next tracked ``fit``, ``autolog(disable=True)``, :func:`finish_pending` or the end of
-the process. Metric functions are caught when called through the ``sklearn.metrics``
+the process. Later ones (patches still on) are evaluations of the ended version. Metric functions are caught when called through the ``sklearn.metrics``
 module, or imported from it after autologging was switched on.
 
 Patching: ``fit``/``fit_transform``/``fit_predict``, ``predict``-like methods and ``score``
