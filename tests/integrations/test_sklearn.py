@@ -513,6 +513,8 @@ def test_multi_metric_search_with_callable_refit(wide: Any, store_uri: str) -> N
     assert "best_cv_score" not in m
     header = Path(mt.artifact_path("multi", "top_candidates.csv", store=store_uri)).read_text().splitlines()[0]
     assert "mean_test_precision" in header and "std_test_recall" in header
+    # A callable refit from an importable module is stored by name, as joblib always did.
+    assert [a["path"] for a in rec["artifacts"] if a["kind"] == "model"] == ["model.joblib"]
 
 
 @pytest.mark.slow
