@@ -791,3 +791,17 @@ def test_render_times_on_real_sizes(page: Any, tmp_path: Path, monkeypatch: pyte
     ):
         assert results[key] < 500, (key, results[key])
     assert page.problems == []
+
+
+def test_a_dataset_of_arrays_shows_each_arrays_shape(page: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    store = str(tmp_path / "store")
+    with mt.start("shapes", store=store) as v:
+        v.log_data("train", (np.zeros((48, 4)), np.zeros((48, 1))))
+        v.log_data("labels", np.zeros(7))
+    with serve(store) as srv:
+        goto(page, srv.url + "#/v/shapes/1", "version")
+        text = page.inner_text("main")
+    assert "48 × 4 + 48 × 1" in text and "7" in text
+    assert page.problems == []

@@ -21,7 +21,13 @@
   const state = { info: null, timers: [], routeId: 0, token: sessionStorage.getItem("modeltrack-token") };
 
   // ------------------------------------------------------------------ DOM helpers
-  function h(tag, attrs, ...kids) {
+  // A dataset's shape; an (x, y) pair of arrays shows each one's: "48 × 4 + 48 × 1".
+  function fmtShape(d) {
+    const parts = Array.isArray(d.parts) && d.parts.length > 1 ? d.parts : (d.shape ? [d.shape] : []);
+    return parts.filter(Boolean).map((s) => s.length ? s.join(" × ") : "scalar").join(" + ");
+  }
+
+function h(tag, attrs, ...kids) {
     const el = document.createElement(tag);
     if (attrs) {
       for (const [k, v] of Object.entries(attrs)) {
@@ -721,7 +727,7 @@
       columns: [
         { label: "Name", key: "name", cell: (d) => d.name },
         { label: "Fingerprint", key: "fp", cell: (d) => h("code", { title: d.fingerprint || "" }, d.fingerprint ? short(d.fingerprint, 16) : "not hashed") },
-        { label: "Shape", key: "shape", cell: (d) => d.shape ? d.shape.join(" × ") : "–" },
+        { label: "Shape", key: "shape", cell: (d) => fmtShape(d) || "–" },
         { label: "Dtype", key: "dtype", cell: (d) => d.dtype || "–" },
       ],
     }).el);
@@ -938,7 +944,7 @@
       const cells = vs.map((v) => (v.data || []).find((d) => d.name === name) || null);
       const fps = cells.map((c) => (c ? c.fingerprint : null));
       return h("tr", { class: fps.some((f) => f !== fps[0]) ? "differs" : "same" }, h("th", { scope: "row" }, name),
-        cells.map((c, i) => h("td", { class: i > 0 && fps[i] !== fps[0] ? "changed" : "" }, c ? [h("code", { title: c.fingerprint || "" }, short(c.fingerprint)), c.shape ? h("span", { class: "muted" }, ` ${c.shape.join("×")}`) : null] : "—")));
+        cells.map((c, i) => h("td", { class: i > 0 && fps[i] !== fps[0] ? "changed" : "" }, c ? [h("code", { title: c.fingerprint || "" }, short(c.fingerprint)), fmtShape(c) ? h("span", { class: "muted" }, ` ${fmtShape(c)}`) : null] : "—")));
     });
     const gitOf = (v) => (v.environment && v.environment.git) || {};
     const codeRow = (label, get) => {
