@@ -598,20 +598,25 @@ if __name__ == "__main__":
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 4, generator=g); y = x.sum(1, keepdim=True)
     dl = DataLoader(TensorDataset(x, y), batch_size=8)
-    t = L.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy=sys.argv[2], logger=False,
-                  enable_progress_bar=False, enable_model_summary=False, default_root_dir=sys.argv[3],
-                  callbacks=[ModelTrackCallback(model="ddp", store=sys.argv[1])])
+    if sys.argv[4] == "logger":  # the Logger style: no callback of the user's
+        from modeltrack.integrations.lightning import ModelTrackLogger
+        track = {"logger": ModelTrackLogger(model="ddp", store=sys.argv[1])}
+    else:
+        track = {"logger": False, "callbacks": [ModelTrackCallback(model="ddp", store=sys.argv[1])]}
+    t = L.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy=sys.argv[2],
+                  enable_progress_bar=False, enable_model_summary=False, default_root_dir=sys.argv[3], **track)
     t.fit(Net(), dl, dl)
 """
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(lpt is None, reason="the DDP script uses lightning.pytorch")
-def test_ddp_two_processes_make_one_version(tmp_path: Path, store_uri: str) -> None:
+@pytest.mark.parametrize("style", ["callback", "logger"])
+def test_ddp_two_processes_make_one_version(style: str, tmp_path: Path, store_uri: str) -> None:
     script = tmp_path / "train_ddp.py"
     script.write_text(DDP_SCRIPT)
     out = subprocess.run(
-        [sys.executable, str(script), store_uri, "ddp", str(tmp_path / "root")],
+        [sys.executable, str(script), store_uri, "ddp", str(tmp_path / "root"), style],
         capture_output=True,
         text=True,
         timeout=300,
