@@ -50,8 +50,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
+import math
 import os
 import time
 import warnings
@@ -70,11 +72,12 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the install
         ) from _exc
     raise
 
-from modeltrack import patching, tracking
+from modeltrack import fitted, patching, rebuild, tracking
+from modeltrack.capture import nested
 from modeltrack.capture.data import can_fingerprint, split_xy, to_host, unfingerprinted
 from modeltrack.capture.model import architecture as capture_architecture
 from modeltrack.capture.params import is_simple
-from modeltrack.checkpoints import MAX_SNAPSHOT_BYTES, CheckpointLedger, CheckpointPolicy
+from modeltrack.checkpoints import MAX_SNAPSHOT_BYTES, CheckpointLedger, CheckpointMirror, CheckpointPolicy
 from modeltrack.errors import ModelTrackError, ModelTrackWarning
 from modeltrack.tracking import Version, report
 
@@ -84,6 +87,9 @@ if TYPE_CHECKING:
 __all__ = ["ModelTrackCallback", "artifact_needs_trust", "autolog", "load_artifact"]
 
 _PATCH_KEY = "keras"
+_EVAL_KEY = "keras.evaluate"
+#: the version each model was last fitted into: its parent for the next fit, evaluated by ``evaluate``
+_FITTED = fitted.Fitted()
 _DEFAULT_CALLBACKS = ("History", "ProgbarLogger")
 #: settings recorded as params for the callbacks that shape a run
 _CALLBACK_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -93,6 +99,8 @@ _CALLBACK_SETTINGS: dict[str, tuple[str, ...]] = {
     "LearningRateScheduler": (),
     "TerminateOnNaN": (),
 }
+_FIT_SETTINGS = "validation_split shuffle initial_epoch validation_freq validation_steps validation_batch_size".split()
+_PYDATASET_SETTINGS = ("workers", "use_multiprocessing", "max_queue_size")
 #: layer config keys left out of the per-layer summary (names and dtypes change run to run)
 _SKIP_LAYER_KEYS = {"name", "dtype", "trainable", "autocast", "registered_name"}
 
@@ -164,13 +172,7 @@ def architecture(model: Any) -> dict[str, Any]:
 
 
 def _count(weights: Any) -> int:
-    total = 0
-    for w in weights:
-        size = 1
-        for d in w.shape:
-            size *= int(d)
-        total += size
-    return total
+    return sum(math.prod(int(d) for d in w.shape) for w in weights)
 
 
 def _as_host(obj: Any) -> Any:
@@ -178,14 +180,37 @@ def _as_host(obj: Any) -> Any:
     return to_host(obj, keras.ops.convert_to_numpy)
 
 
+def _weights_only(model: Any) -> bool:
+    """A subclassed model that Keras cannot save whole: no ``get_config`` of its own (Keras's
+    automatic config then holds the constructor's defaults, not the values passed)."""
+    cls = type(model)
+    if cls.__module__.split(".")[0] == "keras":
+        return False
+    if any("get_config" in vars(c) for c in cls.__mro__ if c.__module__.split(".")[0] != "keras"):
+        return False
+    try:
+        return "layers" not in model.get_config()  # a functional subclass serialises as its graph
+    except Exception:  # noqa: BLE001 - Keras raises NotImplementedError with a long example
+        return True
+
+
+def _input_spec(x: Any) -> Any:
+    if isinstance(x, keras.utils.PyDataset) and len(x):
+        batch = x[0]  # its first batch: a PyDataset is indexable, by design
+        x = batch[0] if isinstance(batch, tuple) else batch
+    return nested.spec(x)
+
+
 class _KerasState:
     """The :class:`~modeltrack.checkpoints.StateWriter` of a Keras model: weights and optimizer state."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, weights_only: bool = False) -> None:
         self.model = model
+        self.weights_only = weights_only
 
     def save(self, path: Path) -> None:
-        self.model.save(path)
+        # Through the class: the instance's save methods report the user's callbacks' writes.
+        (type(self.model).save_weights if self.weights_only else type(self.model).save)(self.model, path)
 
     def capture(self) -> tuple[list[Any], list[Any]]:
         import numpy as np
@@ -253,10 +278,13 @@ class ModelTrackCallback(keras.callbacks.Callback):
 
     #: name of the final model file inside the version
     MODEL_FILE = "model.keras"
+    #: the same for a subclassed model Keras cannot save whole: its weights (rebuilt by ``load``)
+    WEIGHTS_FILE = "model.weights.h5"
     #: name of the model config file inside the version
     CONFIG_FILE = "model_config.json"
     #: checkpoint names inside the version (``epoch`` is Keras's 0-based index)
     CHECKPOINT_FILE = "checkpoints/epoch-{epoch:03d}.keras"
+    CHECKPOINT_WEIGHTS_FILE = "checkpoints/epoch-{epoch:03d}.weights.h5"
     #: largest model + optimizer state kept in memory to defer a checkpoint write
     MAX_SNAPSHOT_BYTES = MAX_SNAPSHOT_BYTES
 
@@ -281,11 +309,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self._policy = CheckpointPolicy(
-            checkpoints,
-            monitor=monitor,
-            mode=mode,
-            every_n_epochs=every_n_epochs,
-            checkpoint_budget=checkpoint_budget,
+            checkpoints, monitor=monitor, mode=mode, every_n_epochs=every_n_epochs, checkpoint_budget=checkpoint_budget
         )
         if not isinstance(log_batches, (bool, int)) or log_batches < 0:
             raise ModelTrackError(f"log_batches={log_batches!r} is invalid; use True/False or a batch period >= 1")
@@ -324,17 +348,20 @@ class ModelTrackCallback(keras.callbacks.Callback):
         self._dir: Path | None = None
         self._watch: patching.FailureWatch | None = None
         self._iter0: int | None = None
-        self._step = 0
-        self._epoch_base_step = 0
+        self._step = self._epoch_base_step = 0
         self._lr: float | None = None
         self._ledger: CheckpointLedger | None = None
-        self._t0 = 0.0
         self._last_epoch: int | None = None
         self._epoch: int | None = None
         self._initial_epoch = 0
+        self._t0 = 0.0
         # Weak: the finalizer watching fit's CallbackList holds this callback strongly.
         self._callback_list_ref: weakref.ref[Any] | None = None
         self._config: Any = None
+        self._weights_only = False
+        self._mirror: CheckpointMirror | None = None
+        self._saves = fitted.SaveWatch(self._saved)  # the model's save methods, while a callback saves
+        self._user_args: dict[str, Any] | None = None
 
     def _other_callbacks(self) -> list[Any]:
         """The other callbacks of the running ``fit`` (empty when unknown)."""
@@ -358,19 +385,19 @@ class ModelTrackCallback(keras.callbacks.Callback):
         patching.safe_call("starting a keras version", self._begin, fit_locals or {})
 
     def _find_fit_frame(self) -> dict[str, Any]:
-        """The ``CallbackList`` calling us and the locals of the ``fit`` that built it.
+        """The ``CallbackList`` calling us, the locals of the ``fit`` that built it and the
+        arguments that ``fit`` was called with.
 
         Keras passes callbacks only ``epochs``, ``steps`` and ``verbose``; batch size,
-        validation settings and the arrays themselves are locals of ``fit``. Read, never
-        written; when Keras is laid out differently, they are simply not recorded.
+        validation settings and the arrays themselves are locals of ``fit`` (which reassigns
+        ``x`` to its own split and converted copy under ``validation_split``: the caller's
+        frame still holds the user's ``args``). Read, never written; when Keras is laid out
+        differently, they are simply not recorded.
         """
-        for function, local in patching.callers(8):
-            owner = local.get("self")
-            if isinstance(owner, keras.callbacks.CallbackList) and any(c is self for c in owner.callbacks):
-                self._callback_list_ref = self._callback_list_ref or weakref.ref(owner)
-            elif function == "fit" and owner is self._model:
-                return dict(local)
-        return {}
+        owner = fitted.caller_self(keras.callbacks.CallbackList, where=lambda cl: any(c is self for c in cl.callbacks))
+        self._callback_list_ref = weakref.ref(owner) if owner is not None else None
+        fit_locals, self._user_args = fitted.call_arguments("fit", self._model)
+        return fit_locals
 
     def _begin(self, fit_locals: dict[str, Any]) -> None:
         model = self.model
@@ -390,13 +417,20 @@ class ModelTrackCallback(keras.callbacks.Callback):
         else:
             self._dir = self.version.scratch_dir()
         self._iter0 = self._iterations()
-        if self._policy.name != "none":
+        self._weights_only = bool(patching.safe_call("inspecting the keras model", _weights_only, model))
+        _FITTED.started(model, v, owned=self._owns)  # the same model object fitted again continues it
+        patching.safe_call("following keras model.evaluate", fitted.follow_calls, *_EVALUATE)
+        if any(isinstance(c, keras.callbacks.ModelCheckpoint) for c in self._other_callbacks()):
+            if self._policy.name != "none":  # the user's ModelCheckpoint decides: store what it writes
+                self._mirror = CheckpointMirror(v, self._policy, prefix="checkpoints")
+                self._saves.watch(model, "save", "save_weights")
+        elif self._policy.name != "none":
             self._ledger = CheckpointLedger(
                 v,
                 self._policy,
                 self._dir,
-                _KerasState(model),
-                name_format=self.CHECKPOINT_FILE,
+                _KerasState(model, self._weights_only),
+                name_format=self.CHECKPOINT_WEIGHTS_FILE if self._weights_only else self.CHECKPOINT_FILE,
                 epochs=(self.params or {}).get("epochs"),
                 final_model=self.save_model,
                 state_bytes=patching.safe_call("sizing the keras model", _state_bytes, model) or 0,
@@ -405,6 +439,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
                 framework="keras",
             )
         args = {**(self._fit_args or {}), **{k: v for k, v in fit_locals.items() if k != "self"}}
+        user = self._fit_args or self._user_args or args  # what the user passed, before Keras converted it
         self._initial_epoch = int(args.get("initial_epoch") or 0)
         # Gathered first and written as one record each: every record is a store write.
         params: dict[str, Any] = dict(self.extra_params)
@@ -415,10 +450,12 @@ class ModelTrackCallback(keras.callbacks.Callback):
             ("fit settings", self._fit_params, args),
         ):
             params.update(patching.safe_call(f"recording keras {what}", collect, arg, info) or {})
+        if self._weights_only:
+            info["model_input"] = patching.safe_call("recording the keras input shape", _input_spec, user.get("x"))
         v.set_framework("keras", **info)
         v.log_params(params)
         patching.safe_call("recording the keras model config", self._log_config, v, model)
-        patching.safe_call("recording keras data", self._log_data, v, args, bool(fit_locals))
+        patching.safe_call("recording keras data", self._log_data, v, user, fit_locals)
 
     def _watch_failures(self) -> None:
         """Fail the version the moment a train step raises, or when ``fit``'s CallbackList is
@@ -447,26 +484,16 @@ class ModelTrackCallback(keras.callbacks.Callback):
             report(exc, "reading the keras learning rate")
 
     def _on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        v = self._active
-        if v is None or not logs:
-            return
-        step = self._epoch_base_step + int(batch) + 1
-        if step % self.log_batches:
-            return
-        try:
-            v.log_metrics({f"batch_{k}": val for k, val in logs.items()}, step=step, epoch=self._epoch)
-        except Exception as exc:  # noqa: BLE001 - tracking never stops training
-            report(exc, "recording keras batch logs")
+        v, step = self._active, self._epoch_base_step + int(batch) + 1
+        if v is not None and logs and not step % self.log_batches:
+            metrics = {f"batch_{k}": val for k, val in logs.items()}
+            patching.safe_call("recording keras batch logs", v.log_metrics, metrics, step=step, epoch=self._epoch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Record the epoch's ``logs`` and the learning rate; write checkpoints by policy."""
         v = self._active
-        if v is None:
-            return
-        try:
-            self._epoch_end(v, epoch, dict(logs or {}))
-        except Exception as exc:  # noqa: BLE001 - tracking never stops training
-            report(exc, f"recording keras epoch {epoch}")
+        if v is not None:  # tracking never stops training: a failure only warns
+            patching.safe_call(f"recording keras epoch {epoch}", self._epoch_end, v, epoch, dict(logs or {}))
 
     def _epoch_end(self, v: Version, epoch: int, logs: dict[str, Any]) -> None:
         self._last_epoch = epoch
@@ -520,9 +547,9 @@ class ModelTrackCallback(keras.callbacks.Callback):
 
     def _store_model(self, v: Version, model: Any) -> Path:
         assert self._dir is not None
-        final = self._dir / self.MODEL_FILE
-        model.save(final)
-        v.log_artifact(final, kind="model", name=self.MODEL_FILE, step=self._step, epoch=self._last_epoch)
+        final = self._dir / (self.WEIGHTS_FILE if self._weights_only else self.MODEL_FILE)
+        _KerasState(model, self._weights_only).save(final)
+        v.log_artifact(final, kind="model", name=final.name, step=self._step, epoch=self._last_epoch)
         return final
 
     def _close(self) -> None:
@@ -531,9 +558,11 @@ class ModelTrackCallback(keras.callbacks.Callback):
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
+        self._saves.stop()
         self._callback_list_ref = None
         self._fit_args = None
         self._ledger = None
+        self._mirror = None
         self.version = None
 
     # ------------------------------------------------------------------ failure
@@ -560,6 +589,17 @@ class ModelTrackCallback(keras.callbacks.Callback):
             self._failed(exc or _abandoned_reason())
 
     # ------------------------------------------------------------------ checkpoints
+    def _saved(self, path: str) -> None:
+        if self._active is None or self._mirror is None:
+            return
+        # The ModelCheckpoint that is saving (a frame above): with save_best_only, its file is its best.
+        mc = fitted.caller_self(keras.callbacks.ModelCheckpoint)  # the one saving, a few frames up
+        best = mc is not None and bool(mc.save_best_only)
+        meta = {"monitor": mc.monitor, "value": _to_float(mc.best)} if mc is not None and best else None
+        epoch = self._epoch if self._epoch is not None else self._initial_epoch
+        best_path = os.path.abspath(path) if best else None
+        self._mirror.written(path, epoch=epoch, step=self._steps_done(epoch), best_path=best_path, metadata=meta)
+
     def _weights_restored(self) -> bool:
         """Whether a callback (EarlyStopping) may put other weights than the last epoch's in the
         model at the end of training."""
@@ -571,7 +611,7 @@ class ModelTrackCallback(keras.callbacks.Callback):
             architecture(model),
             backend=keras.backend.backend(),
             keras_version=keras.__version__,
-            model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+            model_class=f"{type(model).__module__}:{type(model).__qualname__}",
             layers=len(model.layers),
         )
         params: dict[str, Any] = {
@@ -579,19 +619,18 @@ class ModelTrackCallback(keras.callbacks.Callback):
             "model.layers": [layer_summary(x) for x in model.layers],
         }
         self._config = None
-        try:
-            self._config = model.get_config()
-        except Exception:  # noqa: BLE001 - subclassed models need not be configurable
-            pass
-        if isinstance(self._config, Mapping) and "layers" not in self._config:
-            # A subclassed model's config is its constructor arguments: real hyperparameters.
-            params.update(
-                {
-                    f"model.{k}": val
-                    for k, val in self._config.items()
-                    if k not in _SKIP_LAYER_KEYS and is_simple(val, 8)
-                }
-            )
+        if self._weights_only:
+            # Keras's automatic config would hold the constructor's defaults: record what the model holds.
+            config, missing = rebuild.init_args(model, skip=_SKIP_LAYER_KEYS)
+            info.update(model_init=config, **({"model_init_missing": missing} if missing else {}))
+        else:
+            with contextlib.suppress(Exception):  # a model need not be configurable
+                self._config = model.get_config()
+            config = dict(self._config) if isinstance(self._config, Mapping) and "layers" not in self._config else {}
+        # A subclassed model's config is its constructor arguments: real hyperparameters.
+        params.update(
+            {f"model.{k}": val for k, val in config.items() if k not in _SKIP_LAYER_KEYS and is_simple(val, 8)}
+        )
         return params
 
     def _log_config(self, v: Version, model: Any) -> None:
@@ -604,10 +643,9 @@ class ModelTrackCallback(keras.callbacks.Callback):
 
     def _compile_params(self, model: Any, info: dict[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        try:
+        cfg: dict[str, Any] = {}
+        with contextlib.suppress(Exception):  # custom compile() overrides may not support it
             cfg = model.get_compile_config() or {}
-        except Exception:  # noqa: BLE001 - custom compile() overrides may not support it
-            cfg = {}
         for key in ("loss", "metrics", "loss_weights", "weighted_metrics"):
             if cfg.get(key) is not None:
                 params[f"compile.{key}"] = _name_of(cfg[key])
@@ -619,10 +657,9 @@ class ModelTrackCallback(keras.callbacks.Callback):
         opt = getattr(model, "optimizer", None)
         if opt is not None:
             params["optimizer.class"] = type(opt).__name__
-            try:
+            opt_cfg: dict[str, Any] = {}
+            with contextlib.suppress(Exception):
                 opt_cfg = opt.get_config()
-            except Exception:  # noqa: BLE001
-                opt_cfg = {}
             # "name" is numbered per process (adam, adam_1, …): the class says the same, stably.
             params.update(
                 {f"optimizer.{k}": _f32(val) for k, val in opt_cfg.items() if val is not None and k != "name"}
@@ -641,17 +678,9 @@ class ModelTrackCallback(keras.callbacks.Callback):
             params["fit.batch_size"] = None  # the dataset batches itself
         elif "x" in args:
             params["fit.batch_size"] = 32  # Keras's default for arrays
-        for key in (
-            "validation_split",
-            "shuffle",
-            "initial_epoch",
-            "validation_freq",
-            "validation_steps",
-            "validation_batch_size",
-            "steps_per_epoch",
-        ):
-            if key in args and args[key] is not None:
-                params[f"fit.{key}"] = args[key]
+        params.update({f"fit.{k}": args[k] for k in (*_FIT_SETTINGS, "steps_per_epoch") if args.get(k) is not None})
+        if isinstance(args.get("x"), keras.utils.PyDataset):  # how it is read: Keras's PyDataset settings
+            params.update({f"fit.x.{k}": getattr(args["x"], k, None) for k in _PYDATASET_SETTINGS})
         if "validation_data" in args:
             params["fit.validation_data"] = args.get("validation_data") is not None
         for key in ("class_weight", "sample_weight"):
@@ -668,30 +697,28 @@ class ModelTrackCallback(keras.callbacks.Callback):
             info["class_weight"] = {str(k): val for k, val in dict(args["class_weight"]).items()}
         return {k: val for k, val in params.items() if val is not None or k == "fit.batch_size"}
 
-    def _log_data(self, v: Version, args: Mapping[str, Any], from_frame: bool) -> None:
+    def _log_data(self, v: Version, args: Mapping[str, Any], frame: Mapping[str, Any]) -> None:
+        """Fingerprint the arrays the user passed (``args``), split as Keras split them."""
         for name, value in self.data.items():
             v.log_data(name, _as_host(value))
         if not self.fingerprint_data:
             return
         x, y = args.get("x"), args.get("y")
-        if "val_x" in args:
-            val_x, val_y = args.get("val_x"), args.get("val_y")
-        else:
-            val_x, val_y = split_xy(args.get("validation_data"))
-        split = args.get("validation_split")
-        if split and not from_frame and args.get("validation_data") is None:
-            # Only the arrays before Keras's split are known: say so rather than mislabel them.
-            reason = f"fingerprint of x before validation_split={split} (train and validation parts together)"
-        else:
-            reason = None
+        val_x, val_y = split_xy(args.get("validation_data"))
+        split, reason = args.get("validation_split"), None
+        if split and args.get("validation_data") is None and can_fingerprint(x):
+            n = nested.rows(frame.get("x"))  # the training part Keras kept: the first n rows
+            if n is not None:
+                (x, val_x), (y, val_y) = nested.split_rows(x, n), nested.split_rows(y, n)
+            else:  # only the arrays before Keras's split are known: say so rather than mislabel them
+                reason = f"fingerprint of x before validation_split={split} (train and validation parts together)"
         for prefix, dx, dy in (("train", x, y), ("val", val_x, val_y)):
             if dx is None or any(k.startswith(prefix + ".") or k == prefix for k in self.data):
                 continue
             if can_fingerprint(dx) and (dy is None or can_fingerprint(dy)):
-                info = v.log_data(f"{prefix}.x", _as_host(dx))
-                if dy is not None:
-                    v.log_data(f"{prefix}.y", _as_host(dy))
-                if reason and prefix == "train" and info:
+                for name, part in nested.arrays({f"{prefix}.x": dx, f"{prefix}.y": dy}).items():
+                    v.log_data(name, _as_host(part))
+                if reason and prefix == "train":
                     v.log_info(train_data_note=reason)
             else:
                 steps = (self.params or {}).get("steps") if prefix == "train" else args.get("validation_steps")
@@ -702,12 +729,8 @@ class ModelTrackCallback(keras.callbacks.Callback):
         epochs = (self.params or {}).get("epochs")
         last = self._last_epoch
         run = 0 if last is None else last + 1 - self._initial_epoch
-        stopped = (
-            bool(getattr(model, "stop_training", False))
-            and last is not None
-            and epochs is not None
-            and last + 1 < epochs
-        )
+        short = last is not None and epochs is not None and last + 1 < epochs
+        stopped = short and bool(getattr(model, "stop_training", False))
         info: dict[str, Any] = {"epochs_run": run, "last_epoch": last, "stopped_early": stopped}
         if stopped:
             info["stopped_epoch"] = last
@@ -726,6 +749,21 @@ def _abandoned_reason() -> BaseException | str:
         "keras fit ended without reaching on_train_end: an exception escaped fit outside the "
         "train/test step (e.g. in the data pipeline or another callback)"
     )
+
+
+# ---------------------------------------------------------------------- evaluations
+def _record_evaluation(v: Version, model: Any, arguments: Mapping[str, Any], result: Any) -> None:
+    """``model.evaluate`` after a tracked fit: an evaluation ``test`` of that fit's version."""
+    logs = result if isinstance(result, Mapping) else model.get_metrics_result()  # Keras's own names
+    metrics = {str(k): val for k, val in ((k, _to_float(x)) for k, x in logs.items()) if val is not None}
+    data = {
+        k: _as_host(a) for k, a in nested.arrays({"test.x": arguments.get("x"), "test.y": arguments.get("y")}).items()
+    }
+    if metrics:
+        v.evaluate(metrics, name="test", data=data, source="keras model.evaluate")
+
+
+_EVALUATE = (_EVAL_KEY, keras.Model, "evaluate", _FITTED, _record_evaluation)
 
 
 # ---------------------------------------------------------------------- autolog
@@ -755,6 +793,7 @@ def autolog(
     """
     if disable:
         patching.disable(_PATCH_KEY)
+        patching.disable(_EVAL_KEY)
         return
     known = inspect.signature(ModelTrackCallback.__init__).parameters
     patching.refuse_unknown_options(
@@ -763,60 +802,28 @@ def autolog(
     settings = {"model": model, "store": store, **callback_kwargs}
     ModelTrackCallback(**settings)  # validate now, not at the first fit
 
-    def install(patcher: patching.Patcher) -> None:
-        original = keras.Model.fit
-        original = getattr(original, "__modeltrack_original__", original)
-        signature = inspect.signature(original)
-
-        def around(fit: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            return _tracked_fit(fit, signature, settings, args, kwargs)
-
-        patcher.setattr(keras.Model, "fit", patching.wrap(original, around))
-
-    patching.enable(_PATCH_KEY, install)
+    fitted.patch_outermost(_PATCH_KEY, keras.Model, "fit", functools.partial(_prepare, settings))
 
 
-def _tracked_fit(
-    fit: Callable[..., Any],
-    signature: inspect.Signature,
-    settings: dict[str, Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    with patching.outermost("keras.fit") as top:
-        prepared = (
-            patching.safe_call("preparing keras autolog", _prepare, signature, settings, args, kwargs) if top else None
-        )
-        if prepared is None:
-            return fit(*args, **kwargs)
-        cb, call_args, call_kwargs = prepared
-        try:
-            return fit(*call_args, **call_kwargs)
-        except BaseException as exc:
-            try:
-                cb._failed(exc)
-            except Exception as err:  # noqa: BLE001 - the user's exception must win
-                _warn(err, "recording the failed keras fit")
-            raise
-        finally:
-            cb._fit_args = None
+def _ended(cb: ModelTrackCallback, exc: BaseException | None) -> None:
+    cb._fit_args = None
+    if exc is not None:
+        cb._failed(exc)
 
 
 def _prepare(
-    signature: inspect.Signature, settings: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[ModelTrackCallback, tuple[Any, ...], dict[str, Any]] | None:
+    settings: dict[str, Any], signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any], Callable[[BaseException | None], None]] | None:
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError:
         return None  # let Keras report the bad call itself
     callbacks = bound.arguments.get("callbacks")
     if isinstance(callbacks, keras.callbacks.CallbackList):
-        warnings.warn(
-            "modeltrack: fit got a CallbackList, which autolog does not change; add a ModelTrackCallback "
-            "to it to record this run",
-            ModelTrackWarning,
-            stacklevel=4,
+        note = (
+            "fit got a CallbackList, which autolog does not change; add a ModelTrackCallback to it to record this run"
         )
+        warnings.warn(f"modeltrack: {note}", ModelTrackWarning, stacklevel=4)
         return None
     given = list(callbacks) if isinstance(callbacks, (list, tuple)) else ([] if callbacks is None else [callbacks])
     cb = next((c for c in given if isinstance(c, ModelTrackCallback)), None)
@@ -824,7 +831,7 @@ def _prepare(
         cb = ModelTrackCallback(**settings)
         bound.arguments["callbacks"] = [*given, cb]
     cb._fit_args = {k: v for k, v in bound.arguments.items() if k not in ("self", "callbacks")}
-    return cb, bound.args, bound.kwargs
+    return bound.args, bound.kwargs, functools.partial(_ended, cb)
 
 
 # ---------------------------------------------------------------------- loading
@@ -855,30 +862,35 @@ def load_artifact(
     record: Mapping[str, Any] | None = None,
     artifact: Mapping[str, Any] | None = None,
     sniffed: str | None = None,
+    cls: type | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Load a stored ``.keras`` model (``modeltrack.load`` calls this for Keras versions).
+    """Load a stored Keras model (``modeltrack.load`` calls this for Keras versions).
 
     ``.keras`` files are a zip of JSON config and weights, loaded with Keras's ``safe_mode``
-    (no arbitrary code) unless you pass ``safe_mode=False``.
+    (no arbitrary code) unless you pass ``safe_mode=False``. A ``.weights.h5`` file (a
+    subclassed model Keras cannot save whole) is loaded into a new instance of the recorded
+    class: imported, constructed with the recorded constructor arguments (``info.model_init``,
+    else none), called once on zeros of the recorded input shape to build it, then given the
+    weights (uncompiled).
 
     Args:
         file: the local file.
-        record: the version record (unused; part of the loader interface).
+        record: the version record (its ``info`` names the class and input shape).
         artifact: the artifact record (unused).
         sniffed: the content's format as :func:`modeltrack.formats.sniff` named it.
+        cls: the model class to rebuild a weights file into, instead of the recorded one.
         **kwargs: passed to :func:`keras.saving.load_model` (``custom_objects=``,
             ``compile=``, ``safe_mode=``).
 
     Raises:
-        ModelTrackError: the file holds weights only.
+        ModelTrackError: a weights file whose model cannot be rebuilt (the message says how to
+            build it yourself).
+        ImportError: the recorded class cannot be imported here.
     """
     path = Path(file)
     if path.name.endswith(".weights.h5"):
-        raise ModelTrackError(
-            f"{path.name} holds weights only; build the model and call model.load_weights(path), with "
-            f"modeltrack.load(ref, kind='path') giving the path"
-        )
+        return _rebuild(path, record or {}, cls)
     wanted = {"keras": ".keras", "hdf5": ".h5"}.get(sniffed or "")
     if wanted and path.suffix != wanted:
         # Keras picks its reader by suffix: give the (verified, cached) copy the one its content calls for.
@@ -889,3 +901,15 @@ def load_artifact(
         path = view
     kwargs.setdefault("safe_mode", True)
     return keras.saving.load_model(path, **kwargs)
+
+
+def _rebuild(path: Path, record: Mapping[str, Any], cls: type | None) -> Any:
+    info = record.get("info") or {}
+    ref = f"{record.get('model')}@v{record.get('version')}"
+    model = rebuild.instance(info, ref, cls=cls, what="the Keras model", needs=("model_input",), file=path.name)
+    if info.get("model_input"):
+        model(nested.zeros(info["model_input"]))  # builds its weights
+    if info.get("architecture") not in (None, architecture(model).get("architecture")):
+        raise rebuild.mismatch(model, ref, info.get("model_init"))
+    model.load_weights(path)
+    return model
