@@ -29,7 +29,7 @@ import numpy as np
 import modeltrack as mt
 import modeltrack.integrations.keras as mtk
 from modeltrack.capture.data import fingerprint
-from modeltrack.errors import ModelTrackError, ModelTrackWarning, StoreNotWritableError
+from modeltrack.errors import ModelTrackError, ModelTrackWarning, StoreNotWritableError, UntrustedArtifactError
 from modeltrack.integrations.keras import ModelTrackCallback
 from modeltrack.stores.local import LocalStore
 
@@ -597,3 +597,252 @@ def test_architecture_ignores_names_but_not_shapes() -> None:
 
     assert mtk.architecture(build(4)) == mtk.architecture(build(4))
     assert mtk.architecture(build(4)) != mtk.architecture(build(5))
+
+
+# ---------------------------------------------------------------------- issue 10: framework fidelity
+class SubclassDemo(keras.Model):
+    """Keras's own subclassing demo: layers made in ``__init__``, a ``call``, no ``get_config``."""
+
+    def __init__(self, hidden: int = 16, classes: int = 2) -> None:
+        super().__init__()
+        self.hidden = hidden  # kept under its own name: recorded, so load can rebuild it
+        self.dense1 = keras.layers.Dense(hidden, activation="relu")
+        self.dense2 = keras.layers.Dense(classes, activation="softmax")
+
+    def call(self, inputs: Any) -> Any:
+        return self.dense2(self.dense1(inputs))
+
+
+class NeedsWidth(keras.Model):
+    """A required constructor argument that the model does not keep: it cannot be recorded."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.d = keras.layers.Dense(width)
+
+    def call(self, inputs: Any) -> Any:
+        return self.d(inputs)
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, x: Any, y: Any, batch: int = 16, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch = x, y, batch
+
+    def __len__(self) -> int:
+        return len(self.x) // self.batch
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        sl = slice(i * self.batch, (i + 1) * self.batch)
+        return self.x[sl], self.y[sl]
+
+
+def _no_modeltrack_warnings(record: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, ModelTrackWarning)]
+
+
+@slow
+def test_subclassed_model_without_get_config_is_stored_as_weights_and_rebuilt(store_uri: str) -> None:
+    x, y = make_data()
+    keras.utils.set_random_seed(3)
+    model = SubclassDemo(hidden=6)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y.astype("int64"), epochs=2, verbose=0, callbacks=[ModelTrackCallback("demo", store=store_uri)])
+    assert _no_modeltrack_warnings(caught) == []
+
+    rec = mt.show("demo", store=store_uri)
+    assert rec["status"] == "finished"
+    arts = {a["path"]: a for a in rec["artifacts"]}
+    assert arts["model.weights.h5"]["kind"] == "model" and "model.keras" not in arts
+    assert [p for p in arts if p.startswith("checkpoints/")] and all(
+        p.endswith(".weights.h5") for p in arts if p.startswith("checkpoints/")
+    )
+    info = rec["info"]
+    assert info["model_class"] == f"{SubclassDemo.__module__}:SubclassDemo"
+    assert info["model_init"] == {"hidden": 6}  # what the model holds, not Keras's default-filled config
+    assert info["model_input"] == {"shape": [None, 3], "dtype": "float32"}
+    assert rec["params"]["model.hidden"] == 6
+
+    with pytest.raises(UntrustedArtifactError):
+        mt.load("demo", store=store_uri)  # rebuilding imports and runs the recorded class
+    loaded = mt.load("demo", store=store_uri, trust=True)
+    assert type(loaded) is SubclassDemo and loaded.hidden == 6
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+@slow
+def test_subclassed_model_that_cannot_be_rebuilt_says_how(store_uri: str) -> None:
+    x, y = make_data()
+    model = NeedsWidth(1)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("wide", store=store_uri, checkpoints="none")])
+    assert mt.show("wide", store=store_uri)["info"]["model_init_missing"] == ["width"]
+    with pytest.raises(ModelTrackError, match=r"cannot construct .*NeedsWidth\(\).*width.*load_weights"):
+        mt.load("wide", store=store_uri, trust=True)
+
+    class Local(keras.Model):  # defined in a function: its class path cannot be imported
+        def __init__(self) -> None:
+            super().__init__()
+            self.d = keras.layers.Dense(1)
+
+        def call(self, inputs: Any) -> Any:
+            return self.d(inputs)
+
+    local = Local()
+    local.compile(optimizer="sgd", loss="mse")
+    local.fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("local", store=store_uri, checkpoints="none")])
+    with pytest.raises(ImportError, match="inside a function"):
+        mt.load("local", store=store_uri, trust=True)
+
+
+@slow
+def test_a_users_model_checkpoint_is_followed_not_duplicated(tmp_path: Path, store_uri: str) -> None:
+    x, y = make_data()
+    model = make_model(lr=0.05)
+    user = keras.callbacks.ModelCheckpoint(str(tmp_path / "ck-{epoch:02d}.keras"), monitor="loss", save_best_only=True)
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[ModelTrackCallback("mcp", store=store_uri), user])
+    rec = mt.show("mcp", store=store_uri)
+    ckpts = [a for a in rec["artifacts"] if a["kind"] == "checkpoint"]
+    written = sorted(p.name for p in tmp_path.glob("ck-*.keras"))
+    assert [a["path"] for a in ckpts] == [f"checkpoints/{n}" for n in written]  # no epoch-NNN copies of our own
+    for a in ckpts:  # stored as written: each at the epoch Keras wrote it, with its bytes
+        assert a["epoch"] == int(a["path"][-8:-6]) - 1
+        assert a["sha256"] == sha256(tmp_path / Path(a["path"]).name)
+    best = [a for a in ckpts if a.get("best")]
+    assert len(best) == 1 and best[0]["epoch"] == int(np.argmin(history.history["loss"]))
+    assert best[0]["metadata"]["monitor"] == "loss"
+    assert rec["params"]["callbacks.ModelCheckpoint.save_best_only"] is True
+    assert "save" not in model.__dict__  # the model's save methods are left as they were
+
+    # One fixed path, overwritten by a weights-only checkpoint: one artifact, the last bytes.
+    fixed = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_weights_only=True)
+    make_model().fit(x, y, epochs=3, verbose=0, callbacks=[fixed, ModelTrackCallback("mcp", store=store_uri)])
+    ckpts = [a for a in mt.show("mcp@v2", store=store_uri)["artifacts"] if a["kind"] == "checkpoint"]
+    assert [a["path"] for a in ckpts] == ["checkpoints/best.weights.h5"]
+    assert ckpts[0]["sha256"] == sha256(tmp_path / "best.weights.h5") and ckpts[0]["epoch"] == 2
+
+    none = keras.callbacks.ModelCheckpoint(str(tmp_path / "none.keras"))
+    make_model().fit(
+        x, y, epochs=1, verbose=0, callbacks=[none, ModelTrackCallback("mcp", store=store_uri, checkpoints="none")]
+    )
+    assert (tmp_path / "none.keras").exists()
+    assert [a for a in mt.show("mcp@v3", store=store_uri)["artifacts"] if a["kind"] == "checkpoint"] == []
+
+
+@slow
+def test_fitting_the_same_model_again_records_the_parent(store_uri: str) -> None:
+    x, y = make_data()
+    model = make_model()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("again", store=store_uri)])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("again", store=store_uri)])
+    make_model().fit(x, y, epochs=1, verbose=0, callbacks=[ModelTrackCallback("again", store=store_uri)])
+    assert mt.show("again@v1", store=store_uri).get("parent") is None
+    assert mt.show("again@v2", store=store_uri)["parent"] == "again@v1"
+    assert mt.show("again@v3", store=store_uri).get("parent") is None  # another model object
+
+
+@slow
+@pytest.mark.parametrize("style", ["callback", "autolog"])
+def test_the_users_arrays_are_fingerprinted_as_given(style: str, store_uri: str, autologged: None) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 3))  # float64: Keras trains on a float32 copy
+    y = (x[:, 0] > 0).astype("float64")
+    callbacks = [ModelTrackCallback("f64", store=store_uri, checkpoints="none")] if style == "callback" else []
+    if style == "autolog":
+        mtk.autolog(model="f64", store=store_uri, checkpoints="none")
+    make_model().fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=callbacks)
+    data = {d["name"]: d for d in mt.show("f64", store=store_uri)["data"]}
+    assert data["train.x"]["dtype"] == "float64" and data["train.x"]["shape"] == [48, 3]
+    assert data["train.x"]["fingerprint"] == fingerprint(x[:48])["fingerprint"]
+    assert data["train.y"]["fingerprint"] == fingerprint(y[:48])["fingerprint"]
+    assert data["val.x"]["fingerprint"] == fingerprint(x[48:])["fingerprint"]
+
+
+@slow
+def test_pydataset_generator_and_multi_output_inputs(store_uri: str) -> None:
+    x, y = make_data()
+    make_model().fit(
+        Batches(x, y, workers=1),
+        epochs=2,
+        verbose=0,
+        callbacks=[ModelTrackCallback("pyds", store=store_uri, checkpoints="none")],
+    )
+    rec = mt.show("pyds", store=store_uri)
+    p = rec["params"]
+    assert p["fit.batch_size"] is None and p["fit.steps_per_epoch"] == 4 and p["fit.x.workers"] == 1
+    assert p["fit.x.use_multiprocessing"] is False
+    (train,) = rec["data"]
+    assert train["name"] == "train" and train["fingerprint"] is None and train["length"] == 4
+    assert "Batches" in train["pytype"] and "pass data={...}" in train["reason"]
+
+    def batches() -> Iterator[tuple[Any, Any]]:
+        while True:
+            yield from Batches(x, y)
+
+    make_model().fit(
+        batches(), steps_per_epoch=4, epochs=2, verbose=0, callbacks=[ModelTrackCallback("gen", store=store_uri)]
+    )
+    rec = mt.show("gen", store=store_uri)
+    assert rec["params"]["fit.steps_per_epoch"] == 4 and rec["data"][0]["pytype"] == "builtins.generator"
+    assert rec["data"][0]["fingerprint"] is None and rec["data"][0]["steps"] == 4
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((3,), name="features")
+    hidden = keras.layers.Dense(4, activation="relu")(inputs)
+    outputs = {
+        "cls": keras.layers.Dense(1, activation="sigmoid", name="cls")(hidden),
+        "reg": keras.layers.Dense(1, name="reg")(hidden),
+    }
+    multi = keras.Model(inputs, outputs)
+    multi.compile(
+        optimizer="adam",
+        loss={"cls": "binary_crossentropy", "reg": "mse"},
+        metrics={"cls": ["accuracy"], "reg": ["mae"]},
+    )
+    targets = {"cls": y, "reg": x[:, 1:2]}
+    history = multi.fit(
+        x, targets, epochs=2, verbose=0, validation_split=0.25, callbacks=[ModelTrackCallback("multi", store=store_uri)]
+    )
+    rec = mt.show("multi", store=store_uri)
+    assert set(history.history) <= set(rec["metrics"])  # Keras's own per-output keys
+    assert {"cls_loss", "reg_mae", "val_cls_accuracy", "val_reg_loss"} <= set(rec["metrics"])
+    assert rec["params"]["compile.loss.cls"] == "binary_crossentropy" and rec["params"]["compile.loss.reg"] == "mse"
+    data = {d["name"]: d for d in rec["data"]}
+    assert set(data) == {"train.x", "train.y.cls", "train.y.reg", "val.x", "val.y.cls", "val.y.reg"}
+    assert data["train.y.reg"]["fingerprint"] == fingerprint(x[:48, 1:2])["fingerprint"]
+    assert data["val.y.cls"]["shape"] == [16]
+    assert mt.load("multi", store=store_uri).predict(x[:4], verbose=0).keys() == {"cls", "reg"}
+
+
+@slow
+@pytest.mark.parametrize("style", ["callback", "autolog"])
+def test_evaluate_after_fit_is_an_evaluation_of_its_version(style: str, store_uri: str, autologged: None) -> None:
+    x, y = make_data()
+    xt, yt = make_data(32, seed=9)
+    model = make_model()
+    callbacks = [ModelTrackCallback("ev", store=store_uri, checkpoints="none")] if style == "callback" else []
+    if style == "autolog":
+        mtk.autolog(model="ev", store=store_uri, checkpoints="none")
+    model.fit(x, y, epochs=2, verbose=0, validation_data=(x[:16], y[:16]), callbacks=callbacks)
+    as_list = model.evaluate(xt, yt, verbose=0)
+    as_dict = model.evaluate(xt, yt, verbose=0, return_dict=True)
+    untracked = keras.Model.evaluate.__modeltrack_original__(model, xt, yt, verbose=0)
+
+    assert isinstance(as_list, list) and as_list == pytest.approx(untracked)  # the return value is Keras's
+    assert set(as_dict) == {"loss", "accuracy"} and [as_dict["loss"], as_dict["accuracy"]] == pytest.approx(as_list)
+    assert len(mt.versions("ev", store=store_uri)) == 1  # not a new version
+    rec = mt.show("ev", store=store_uri)
+    evals = rec["evaluations"]
+    assert len(evals) == 2  # fit's own validation is the version's val_* series, not an evaluation
+    for ev in evals:
+        assert ev["name"] == "test" and ev["source"] == "keras model.evaluate"
+        assert ev["metrics"] == pytest.approx(as_dict)
+        data = {d["name"]: d["fingerprint"] for d in ev["data"]}
+        assert data == {"test.x": fingerprint(xt)["fingerprint"], "test.y": fingerprint(yt)["fingerprint"]}
+    assert rec["metrics"]["val_loss"]["series"]  # validation still recorded as training metrics
+
+    with pytest.raises(ValueError):  # the user's error propagates; nothing is recorded for it
+        model.evaluate(xt[:, :2], yt, verbose=0)
+    assert len(mt.show("ev", store=store_uri)["evaluations"]) == 2
