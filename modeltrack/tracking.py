@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +40,7 @@ from .errors import (
     VersionStateError,
 )
 from .failures import report
+from .files import copy_file, reflink, temp_path, unlink_quietly
 from .layout import CRASHED, FAILED, FINISHED, RUNNING, blob_key, consolidate, vkey
 from .progress import UploadProgress
 from .refs import check_model_name, safe_artifact_path
@@ -52,6 +54,46 @@ _ACTIVE_LOCK = threading.Lock()
 _FLOATS = frozenset({float})
 _STRS = frozenset({str})
 _hooks_installed = False
+#: A write within this long after the logged mtime may not move it (coarse file system
+#: clocks tick every 1-10 ms): the writer waits this long past it before checking a file.
+_RACY_NS = 20_000_000
+
+
+class _ArtifactFile:
+    """One file of a :meth:`Version.log_artifact` call, until the writer has stored it."""
+
+    __slots__ = ("held", "private", "rec", "src", "st", "stored")
+
+    def __init__(self, src: Path, rec: dict[str, Any], st: os.stat_result) -> None:
+        self.src, self.rec, self.st = src, rec, st
+        self.held: Path | None = None  # our reflink, hard link or copy of it
+        self.private = False  # nobody else can change the held content (reflink, copy, our own file)
+        self.stored = False
+
+
+class _ArtifactJob:
+    """The files of one log_artifact call and the number of the record they go into."""
+
+    __slots__ = ("files", "kind", "seq")
+
+    def __init__(self, seq: int, kind: str) -> None:
+        self.seq, self.kind = seq, kind
+        self.files: list[_ArtifactFile] = []
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one version of a file from the next: size, mtime, inode, device."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _link(src: Path, dst: Path) -> bool:
+    try:
+        os.link(src, dst)
+        return True
+    except OSError:  # another file system, no hard links there, protected_hardlinks
+        return False
+
+
 _last_uncaught: BaseException | None = None
 
 
@@ -78,7 +120,7 @@ class Version:
         self._series: dict[str, dict[str, list[Any]]] = {}
         self._chunk_seq = 0
         self._record_seq = 0
-        self._events: list[dict[str, Any]] = []
+        self._event_log: dict[int, list[dict[str, Any]]] = {}  # record number -> its events
         self._params: dict[str, Any] = {}
         self._goals: dict[str, str] = {}
         self._step = -1
@@ -92,6 +134,15 @@ class Version:
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._flush_due = False  # an epoch ended: the writer publishes the metrics
+        # Artifacts logged but not yet stored, in the order logged (see log_artifact).
+        self._jobs: deque[_ArtifactJob] = deque()
+        self._jobs_cond = threading.Condition()
+        self._job_lock = threading.Lock()  # held while one job is stored: one at a time, in order
+        self._jobs_bytes = [0, 0]  # bytes logged, bytes stored (progress of a long wait)
+        self._hot: set[str] = set()  # files rewritten before they could be stored: copied when logged
+        self._staging: Path | bool | None = False  # False: not looked up yet
+        self._staging_dev: int | None = None
         self._env_record: dict[str, Any] | None = None
         self._seeds: dict[str, Any] | None = None  # read on the starting thread (see start)
         self._last_beat = time.monotonic()  # the claim counts as the first beat
@@ -161,6 +212,7 @@ class Version:
         if epoch != self._epoch and epoch is not None:
             epoch = int(epoch)
             if self._epoch is not None:
+                self._flush_due = True
                 self._wake.set()  # epoch boundary: publish what the last epoch logged
             self._epoch = epoch
         # Hot path: C-level type scans and a dict copy; anything but str names and float
@@ -294,9 +346,21 @@ class Version:
         epoch: int | None = None,
         best: bool | None = None,
         metadata: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        _owned: bool = False,
     ) -> list[dict[str, Any]]:
         """Store a file or directory in the version, by content hash (stored once however
         often it is logged).
+
+        Returns at once: the file is stat'ed and held (a reflink, else a hard link, else a
+        private copy when it lies on another file system than the store) and the version's
+        background writer hashes, copies and uploads it, in the order logged, then publishes
+        its record. The caller may delete, rename over or rewrite the file right away: a
+        file rewritten in place before the writer stored it (same inode: a hard link does
+        not protect it) is detected by its size, mtime and inode and is never stored torn:
+        it is recorded under ``info.not_recorded`` with the reason (quietly when a later
+        log of the same file follows), and later logs of that file are copied when logged.
+        :meth:`flush` and :meth:`finish` wait until everything logged before is stored.
 
         Args:
             path: local file or directory.
@@ -304,9 +368,12 @@ class Version:
             name: path inside the version (default: the file or directory name). Must be
                 relative and stay inside the version.
             best: mark this artifact as the best of its kind.
+            wait: store the file before returning (as in strict mode, where a store failure
+                raises here).
 
         Returns:
-            one record per file stored: ``{"path", "sha256", "size", "kind", …}``.
+            one record per file: ``{"path", "sha256", "size", "kind", …}``; ``sha256`` is
+            filled in once the file is stored (after :meth:`flush`, or with ``wait=True``).
 
         Raises:
             ArtifactPathError: ``name`` escapes the version, or a symlink in a logged
@@ -325,7 +392,7 @@ class Version:
         if not present:
             raise FileNotFoundError(f"artifact {str(path)!r} does not exist; log a file or directory that exists")
         base = safe_artifact_path(name if name is not None else src.resolve().name)
-        files: list[tuple[Path, str]] = []
+        files: list[tuple[Path, str, os.stat_result]] = []
         if src.is_dir():
             root = src.resolve()
             for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
@@ -339,46 +406,262 @@ class Version:
                             f"copy the file in or remove the link",
                             path=str(f),
                         )
-                    if not self._regular(real):
+                    st = self._regular(real)
+                    if st is None:
                         continue
                     rel = f.relative_to(src).as_posix()
-                    files.append((real, f"{base}/{rel}"))
-        elif not self._regular(src):
-            return []
+                    files.append((real, f"{base}/{rel}", st))
         else:
-            files.append((src, base))
-        out = []
-        for f, rel in files:
-            try:
-                sha, size = self._put_blob(f)
-            except (ModelTrackError, OSError) as exc:
-                # Training goes on; the version says what it lacks.
-                self._not_recorded.append({"path": rel, "kind": kind, "reason": str(exc)[:500]})
-                report(_as_store_error(exc, f), f"storing artifact {rel} of {self.ref} (not recorded)")
-                continue
-            rec: dict[str, Any] = {"path": rel, "sha256": sha, "size": size, "kind": kind, "time": now_iso()}
-            if step is not None:
-                rec["step"] = int(step)
-            if epoch is not None:
-                rec["epoch"] = int(epoch)
-            if best:
-                rec["best"] = True
-            if metadata:
-                rec["metadata"] = to_json_value(dict(metadata))
-            out.append(rec)
-        if out:
-            self._record(*({"type": "artifact", **r} for r in out))
-        return out
+            st = self._regular(src)
+            if st is None:
+                return []
+            files.append((src, base, st))
+        extra: dict[str, Any] = {}
+        if step is not None:
+            extra["step"] = int(step)
+        if epoch is not None:
+            extra["epoch"] = int(epoch)
+        if best:
+            extra["best"] = True
+        if metadata:
+            extra["metadata"] = to_json_value(dict(metadata))
+        job = _ArtifactJob(self._reserve_record(), kind)
+        sync = wait or config.strict()  # strict mode: a store failure raises here, on the caller
+        for f, rel, st in files:
+            rec: dict[str, Any] = {"path": rel, "size": st.st_size, "kind": kind, "time": now_iso(), **extra}
+            item = _ArtifactFile(f, rec, st)
+            if not sync and not self._hold(item, owned=_owned):
+                sync = True  # nowhere to keep it privately: stored now, as before
+            job.files.append(item)
+        if sync:
+            with self._job_lock:
+                self._store_job(job, raising=True)
+            return [it.rec for it in job.files if it.stored]
+        with self._jobs_cond:
+            self._jobs.append(job)
+            self._jobs_bytes[0] += sum(it.rec["size"] for it in job.files)
+        self._wake.set()
+        return [it.rec for it in job.files]
 
-    def _regular(self, path: Path) -> bool:
-        """Only regular files are stored: reading a FIFO or a device would hang or never end."""
+    # ------------------------------------------------------------------ artifacts off the training thread
+    def _staging_dir(self) -> Path | None:
+        if self._staging is False:
+            where = None
+            try:
+                where = self.store.staging_dir()
+                if where is not None:
+                    self._staging_dev = os.stat(where).st_dev
+            except (OSError, ModelTrackError):
+                where = None
+            self._staging = where
+        return self._staging if isinstance(self._staging, Path) else None
+
+    def _hold(self, item: _ArtifactFile, *, owned: bool) -> bool:
+        """Keep a private handle on ``item``'s content in O(1) when the file system allows,
+        so that the caller may delete, rename over or rewrite the file right away:
+
+        - a reflink (copy-on-write clone): a private snapshot, nothing can change it;
+        - else a hard link: survives the file being deleted or replaced by a rename; an
+          in-place rewrite is caught by the writer's size/mtime/inode check;
+        - else (another file system than the store's, or a file rewritten before it could be
+          stored before: see ``_hot``) a private copy, taken here on the caller's thread.
+
+        False when the store has no staging directory: the caller stores the file now.
+        """
+        staging = self._staging_dir()
+        if staging is None:
+            return False
+        src = item.src
+        dst = temp_path(staging / src.name, "held")
+        key = str(src)
+        same_fs = item.st.st_dev == self._staging_dev
         try:
-            mode = os.stat(path).st_mode
+            if same_fs and reflink(src, dst):
+                item.held, item.private = dst, True
+            elif same_fs and key not in self._hot and _link(src, dst):
+                item.held, item.private = dst, owned
+            else:
+                copied = copy_file(src, dst)
+                item.held, item.private = dst, True
+                item.rec["size"] = copied
+            return True
+        except OSError:
+            unlink_quietly(dst)
+            return False
+
+    def _reserve_record(self) -> int:
+        with self._write_lock:
+            self._record_seq += 1
+            return self._record_seq
+
+    def _pending_same_file(self, item: _ArtifactFile) -> bool:
+        """Whether a later log of the same file waits behind ``item`` (it supersedes it)."""
+        with self._jobs_cond:
+            return any(str(it.src) == str(item.src) for job in self._jobs for it in job.files)
+
+    def _store_job(self, job: _ArtifactJob, *, raising: bool = False) -> None:
+        """Store the files of one log_artifact call (caller holds ``_job_lock``), then publish
+        its record: a record is written only once every blob it names is stored."""
+        stored = []
+        for item in job.files:
+            try:
+                reason = self._store_file(item)
+            except (ModelTrackError, OSError) as exc:
+                reason = str(exc)[:500]
+                err = _as_store_error(exc, item.src)
+                if raising:
+                    self._not_recorded.append({"path": item.rec["path"], "kind": job.kind, "reason": reason})
+                    self._release_held(item)
+                    report(err, f"storing artifact {item.rec['path']} of {self.ref} (not recorded)")
+                    continue
+                self._warn_later(err, f"storing artifact {item.rec['path']} of {self.ref} (not recorded)")
+            finally:
+                with self._jobs_cond:
+                    self._jobs_bytes[1] += item.rec["size"]
+            self._release_held(item)
+            if reason is None:
+                item.stored = True
+                stored.append(item.rec)
+                continue
+            self._not_recorded.append({"path": item.rec["path"], "kind": job.kind, "reason": reason})
+            if not self._pending_same_file(item):
+                self._warn_later(
+                    ModelTrackError(f"{item.src}: {reason}"),
+                    f"storing artifact {item.rec['path']} of {self.ref} (not recorded)",
+                )
+        if stored:
+            self._publish_record(job.seq, [{"type": "artifact", **r} for r in stored])
+
+    def _store_file(self, item: _ArtifactFile) -> str | None:
+        """Hash and store one file; None when stored, else why it was not (it changed)."""
+        path = item.held or item.src
+        if item.private:
+            item.rec["sha256"], item.rec["size"] = self._put_blob(path)
+            return None
+        # The file may be rewritten in place meanwhile (Lightning's last.ckpt): store it only
+        # if it is exactly what was logged, unchanged from before the copy to after it. Every
+        # write moves the mtime, once the clock has ticked past the logged mtime (file
+        # systems keep coarse timestamps): wait for that first, as git does for its index.
+        logged = _signature(item.st)
+        wait = (item.st.st_mtime_ns + _RACY_NS - time.time_ns()) / 1e9
+        if wait > 0:
+            time.sleep(min(wait, _RACY_NS / 1e9))
+        try:
+            before = _signature(os.stat(path))
+        except FileNotFoundError:
+            return "the file was deleted before it could be stored"
+        if before != logged:
+            self._hot.add(str(item.src))
+            return "the file was rewritten before it could be stored (a later version of it is logged separately)"
+        sha, size, commit = self._stage(path)
+        try:
+            after = _signature(os.stat(path))
+        except OSError:
+            after = None
+        if after != logged or size != logged[0]:
+            commit(None)
+            self._hot.add(str(item.src))
+            return "the file was rewritten while it was being stored; no torn copy was kept"
+        key = blob_key(sha)
+        # Re-using a stored blob touches it first, so a concurrent gc keeps it (or, if gc took
+        # it already, the touch fails and the blob is stored again).
+        commit(None if self.store.touch(key) else key)
+        item.rec["sha256"], item.rec["size"] = sha, size
+        return None
+
+    def _stage(self, path: Path) -> tuple[str, int, Callable[[str | None], None]]:
+        """Copy ``path`` aside and hash the copy; ``commit(key)`` stores the copy (or drops it)."""
+        if self.store.supports_staging:
+            return self.store.stage_file(path)
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix=".modeltrack-", suffix=".tmp", dir=self._staging_dir())
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            copy_file(path, tmp)
+            sha, size = file_sha256(tmp)
+        except BaseException:
+            unlink_quietly(tmp)
+            raise
+
+        def commit(key: str | None) -> None:
+            try:
+                if key is not None:
+                    self.store.put_file(key, tmp, sha256=sha)
+            finally:
+                unlink_quietly(tmp)
+
+        return sha, size, commit
+
+    def _release_held(self, item: _ArtifactFile) -> None:
+        if item.held is not None:
+            unlink_quietly(item.held)
+            item.held = None
+
+    def _warn_later(self, exc: BaseException, what: str) -> None:
+        """A store failure on the writer thread: a warning (strict mode stores on the caller's thread)."""
+        warnings.warn(f"modeltrack: {what} failed, training continues: {exc}", ModelTrackWarning, stacklevel=2)
+
+    def _work_artifacts(self, until: int | None = None) -> None:
+        """Store pending artifacts in the order logged (all, or those of records up to ``until``)."""
+        while True:
+            with self._job_lock:
+                with self._jobs_cond:
+                    if not self._jobs or (until is not None and self._jobs[0].seq > until):
+                        return
+                    job = self._jobs.popleft()
+                try:
+                    self._store_job(job)
+                except Exception as exc:  # noqa: BLE001 - the writer must survive anything
+                    warnings.warn(f"modeltrack: storing artifacts failed: {exc}", ModelTrackWarning, stacklevel=1)
+
+    def pending_artifacts(self) -> int:
+        """How many :meth:`log_artifact` calls are logged but not yet stored."""
+        with self._jobs_cond:
+            return len(self._jobs)
+
+    def _wait_artifacts(self, progress: UploadProgress | None = None) -> None:
+        """Store what is pending on this thread (with the writer, in order), reporting progress
+        of long waits."""
+        until = self._record_seq
+        if progress is None:
+            self._work_artifacts(until)
+            return
+        with self._jobs_cond:
+            base, total = self._jobs_bytes[1], self._jobs_bytes[0] - self._jobs_bytes[1]
+        if total <= 0:
+            self._work_artifacts(until)
+            return
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                self._work_artifacts(until)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"modeltrack-store-v{self.number}", daemon=True).start()
+        started = time.monotonic()
+        while not done.wait(0.2):
+            if time.monotonic() - started >= 1.0:
+                with self._jobs_cond:
+                    progress(self._jobs_bytes[1] - base, total, None)
+        if time.monotonic() - started >= 1.0:
+            with self._jobs_cond:
+                progress(self._jobs_bytes[1] - base, total, True)
+
+    def _regular(self, path: Path) -> os.stat_result | None:
+        """Only regular files are stored: reading a FIFO or a device would hang or never end.
+        Returns the file's stat (what the writer checks it against), None to skip it."""
+        try:
+            st = os.stat(path)
         except OSError as exc:
             report(_as_store_error(exc, path), f"reading artifact {path} of {self.ref}")
-            return False
+            return None
+        mode = st.st_mode
         if stat.S_ISREG(mode):
-            return True
+            return st
         what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
         report(
             InvalidValueError(
@@ -388,14 +671,15 @@ class Version:
             ),
             f"logging artifact {path} of {self.ref}",
         )
-        return False
+        return None
 
     def _put_blob(self, path: Path) -> tuple[str, int]:
         if self.store.supports_staging:
-            # Spooled stores copy the file anyway: hash the copy, one pass over the file.
+            # Copy (a reflink or kernel copy where possible), hash the copy: one pass over the file.
             sha, size, commit = self.store.stage_file(path)
             key = blob_key(sha)
-            commit(None if self.store.exists(key) else key)
+            # Re-use touches the stored blob first, so a concurrent gc keeps it.
+            commit(None if self.store.touch(key) else key)
             return sha, size
         sha, size = file_sha256(path)
         key = blob_key(sha)
@@ -509,7 +793,7 @@ class Version:
         path = Path(tmp)
         try:
             path.write_text(buf.getvalue(), encoding="utf-8")
-            return self.log_artifact(path, kind=kind, name=name)
+            return self.log_artifact(path, kind=kind, name=name, _owned=True)
         finally:
             path.unlink(missing_ok=True)
 
@@ -525,19 +809,33 @@ class Version:
                 f"version with modeltrack.start({self.model!r})"
             )
 
+    @property
+    def _events(self) -> list[dict[str, Any]]:
+        """The events recorded so far, in the order logged (an artifact's record keeps the
+        place of its log_artifact call, though it is written once its blobs are stored)."""
+        log = self._event_log
+        return [ev for seq in sorted(log) for ev in log[seq]]
+
     def _record(self, *events: dict[str, Any]) -> None:
-        self._events.extend(events)
-        with self._write_lock:
-            self._record_seq += 1
-            key = vkey(self.model, self.number, f"records/{self._record_seq:06d}.json")
+        self._publish_record(self._reserve_record(), list(events))
+
+    def _publish_record(self, seq: int, events: list[dict[str, Any]]) -> None:
+        self._event_log[seq] = events
+        key = vkey(self.model, self.number, f"records/{seq:06d}.json")
         try:
-            self.store.write_json(key, list(events))
+            self.store.write_json(key, events)
         except ModelTrackError as exc:
             report(exc, f"recording {events[0].get('type')} of {self.ref}")
 
     def flush(self, *, publish: bool = True) -> None:
-        """Publish buffered metric points now (as one chunk); ``publish=False`` only moves
-        them into the in-memory series (``finish`` writes them all at once)."""
+        """The flush point: store every artifact logged before this call and publish buffered
+        metric points (as one chunk). When it returns, a process killed at any later instant
+        loses nothing logged before it. ``publish=False`` only moves the points into the
+        in-memory series (``finish`` writes them all at once)."""
+        self._wait_artifacts()
+        self._flush_metrics(publish=publish)
+
+    def _flush_metrics(self, *, publish: bool = True) -> None:
         with self._lock:
             buf, self._buf = self._buf, []
         if not buf:
@@ -587,13 +885,19 @@ class Version:
     def _background(self) -> None:
         interval = config.flush_interval()
         beat_every = config.heartbeat_interval()
+        last = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(interval)
+            self._wake.wait(max(0.0, interval - (time.monotonic() - last)))
             self._wake.clear()
+            self._work_artifacts()
             if self._stop.is_set():
                 break
+            if not self._flush_due and time.monotonic() - last < interval:
+                continue  # woken for an artifact
+            self._flush_due = False
+            last = time.monotonic()
             try:
-                self.flush()
+                self._flush_metrics()
                 if time.monotonic() - self._last_beat >= beat_every:
                     self._beat()
             except Exception as exc:  # noqa: BLE001 - the flusher must survive anything
@@ -667,8 +971,10 @@ class Version:
         for thread in (self._thread, self._env_thread):
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=60)
+        # Artifacts logged but not yet stored are stored first (their records precede final.json).
+        self._wait_artifacts(UploadProgress(self.repo.store.uri))
         try:
-            self.flush(publish=False)
+            self._flush_metrics(publish=False)
             self._write_final(status, error)
         except ModelTrackError as exc:
             report(exc, f"finishing {self.ref}")

@@ -201,6 +201,13 @@ class Store(ABC):
         the copy under ``key`` (or with None discards it)."""
         raise NotImplementedError(f"{type(self).__name__} does not stage files; check supports_staging first")
 
+    def staging_dir(self) -> Path | None:
+        """A local directory where a running version may keep private files (hard links or
+        clones of artifacts logged but not yet stored) under temporary names (see
+        :mod:`modeltrack.files`), or None where the backend has none. Files kept there are
+        on the same file system as what the backend stores from them, when it can be."""
+        return None
+
     # JSON helpers shared by every backend.
     def read_json(self, key: str) -> Any:
         data = self.read(key)
