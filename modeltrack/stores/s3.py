@@ -40,9 +40,10 @@ import queue
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ from .. import config
 from ..errors import KeyNotFound, StoreError, StoreNotWritableError, StoreUnavailableError
 from ..files import temp_path
 from ..secrets import strip_credentials
-from .base import CHUNK, Store, check_key, file_sha256
+from .base import CHUNK, Store, check_key
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -105,6 +106,15 @@ _OFFLINE = (
 _TIMEOUTS = (bex.ConnectTimeoutError, bex.ReadTimeoutError, u3exc.TimeoutError, TimeoutError)
 _WRITES = ("write", "create", "delete", "upload")
 
+#: where uploads whose SHA-256 is not known in advance go before their server-side copy
+#: (under ``blobs/`` so that gc removes one a killed process left, never named like a blob)
+STAGING = "blobs/staging"
+_COPY_MAX = 5 * 1024**3  # the largest object one CopyObject copies
+#: part size when MODELTRACK_S3_PART_SIZE is not set: large enough for throughput (few
+#: requests, each long enough to fill the pipe), small enough to keep several in flight
+_AUTO_PART = 32 * 1024 * 1024
+_MAX_PARTS = 10000
+
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -127,6 +137,20 @@ def _client_key() -> tuple[Any, ...]:
     # Hash the values so that no secret is kept in a plain dict key.
     digest = hashlib.sha256("\0".join(env.get(n, "") for n in names).encode()).hexdigest()
     return (os.getpid(), digest)
+
+
+def _part_size(size: int) -> int:
+    """The part size for a file of ``size`` bytes: ``MODELTRACK_S3_PART_SIZE`` when set,
+    else 32 MiB; grown when S3's 10,000-part limit needs it."""
+    part = config.s3_part_size() if os.environ.get("MODELTRACK_S3_PART_SIZE") else _AUTO_PART
+    return max(part, -(-size // _MAX_PARTS))
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the endpoint can be asked to clean up after ``exc`` at once (it answered, or
+    the failure was local); after a timeout or a broken connection it is not asked again
+    (an unfinished upload is invisible; a staging object is left to gc)."""
+    return not isinstance(exc, (*_OFFLINE, *_TIMEOUTS, KeyboardInterrupt))
 
 
 def _timeouts() -> tuple[float, float, float, int]:
@@ -717,37 +741,227 @@ class S3Store(Store):
         sha256: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Upload local file ``src`` to ``key``: multipart above ``MODELTRACK_S3_PART_SIZE``,
-        every part checked by the server (CRC32), then size and SHA-256 metadata compared.
+        """Upload local file ``src`` to ``key`` in one pass over its bytes.
+
+        A file up to one part is one ``PutObject``; a larger one a multipart upload whose
+        parts (``MODELTRACK_S3_PART_SIZE``, default sized for throughput) go up
+        ``MODELTRACK_S3_CONCURRENCY`` at a time. Each part is read once: the same bytes are
+        hashed (SHA-256, when the caller did not give it) and sent with their CRC32, which
+        the server checks, so nothing is read again to verify. The SHA-256 is stored as the
+        object's ``sha256`` metadata, which S3 only takes when an upload starts: when it is
+        known in advance (the spool hashed its copy) the upload completes straight to
+        ``key``; otherwise it goes to a staging key (``blobs/staging/…``, never named like
+        a blob) and is copied server-side to ``key`` with the hash, then the staging object
+        is deleted. A failed upload is aborted (its parts are dropped) and its staging
+        object deleted; what a killed process left is invisible (an unfinished multipart
+        upload) or an unreferenced staging object that ``gc`` removes after its grace period.
 
         Args:
             key: store key.
             src: local file.
-            sha256: the file's hex SHA-256 if already known (saves reading it twice).
+            sha256: the file's hex SHA-256 if already known (it is then not recomputed).
             progress: called with the number of bytes sent, as they are sent.
 
         Raises:
-            StoreError: the upload failed or the object does not match the file.
+            StoreError: the upload failed (nothing is published under ``key`` then).
         """
         path = Path(src)
-        if sha256 is None:
-            sha256, size = file_sha256(path)
-        else:
+        with self._translate("upload", key):
             size = path.stat().st_size
-        part = config.s3_part_size()
-        transfer = TransferConfig(
-            multipart_threshold=part, multipart_chunksize=part, max_concurrency=config.s3_concurrency()
-        )
-        extra = {"ChecksumAlgorithm": self.CHECKSUM_ALGORITHM, "Metadata": {"sha256": sha256}}
-        with self._translate("upload", key), _transfer(self.transfer_client, transfer) as t:
-            t.upload_file(str(path), self.bucket, self._k(key), extra_args=extra, callback=progress)
-        got = self.head(key)
-        if got is None or got["size"] != size or got["sha256"] != sha256:
-            raise StoreError(
-                f"upload of {key} to {self.uri} did not verify (expected {size} bytes with SHA-256 "
-                f"{sha256[:12]}…, found {got}); it will be retried",
-                uri=self.uri,
+            part = _part_size(size)
+            if size <= part:
+                data = path.read_bytes()
+                digest = sha256 or hashlib.sha256(data).hexdigest()
+                resp = self.transfer_client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    Body=data,
+                    ChecksumAlgorithm=self.CHECKSUM_ALGORITHM,
+                    Metadata={"sha256": digest},
+                )
+                if "ETag" not in resp:  # a 200 whose headers were cut off: not proof of the upload
+                    raise self._incomplete("upload", key)
+                if progress is not None:
+                    progress(len(data))
+                return
+            if sha256 is not None:
+                self._multipart(self._k(key), path, size, part, sha256, progress)
+                return
+            staging = self._k(f"{STAGING}/{uuid.uuid4().hex}")
+            digest = self._multipart(staging, path, size, part, None, progress)
+            try:
+                self._copy(staging, self._k(key), size, {"sha256": digest})
+            except BaseException as exc:
+                if _answered(exc):
+                    with suppress(Exception):
+                        self.client.delete_object(Bucket=self.bucket, Key=staging)
+                raise  # else left for gc: a request now would wait out the timeouts again
+            with suppress(Exception):
+                self.client.delete_object(Bucket=self.bucket, Key=staging)
+
+    def _multipart(
+        self,
+        s3key: str,
+        path: Path,
+        size: int,
+        part: int,
+        sha256: str | None,
+        progress: Callable[[int], None] | None,
+    ) -> str:
+        """Upload ``path`` to ``s3key`` in parts of ``part`` bytes, several at once; returns
+        the SHA-256 (``sha256`` if given, else computed from the bytes as they are sent).
+
+        The file is read in order by the calling thread (hashing releases the GIL); each
+        part is handed to a daemon worker, with at most ``MODELTRACK_S3_CONCURRENCY`` parts
+        in memory. Any failure stops reading, aborts the upload and is raised here.
+        """
+        client = self.transfer_client
+        workers = max(1, min(config.s3_concurrency(), -(-size // part)))
+        meta = {"Metadata": {"sha256": sha256}} if sha256 is not None else {}
+        upload_id = client.create_multipart_upload(
+            Bucket=self.bucket, Key=s3key, ChecksumAlgorithm=self.CHECKSUM_ALGORITHM, **meta
+        )["UploadId"]
+        hasher = hashlib.sha256() if sha256 is None else None
+        slots = threading.BoundedSemaphore(workers)
+        failed = threading.Event()
+        pool = _DaemonExecutor(workers)
+        futures: list[Future[dict[str, Any]]] = []
+
+        def done(fut: Future[dict[str, Any]]) -> None:
+            if fut.exception() is not None:
+                failed.set()
+            slots.release()
+
+        try:
+            sent = 0
+            with open(path, "rb") as f:
+                while not failed.is_set():
+                    slots.acquire()
+                    data = f.read(part)
+                    if not data or failed.is_set():
+                        slots.release()
+                        break
+                    sent += len(data)
+                    if hasher is not None:
+                        hasher.update(data)
+                    fut = pool.submit(self._send_part, client, s3key, upload_id, len(futures) + 1, data, progress)
+                    fut.add_done_callback(done)
+                    futures.append(fut)
+            parts = [fut.result() for fut in futures]  # the first failure is raised here
+            if sent != size:
+                raise StoreError(
+                    f"{path} changed size while it was uploaded to {self.uri} ({size} bytes, then {sent}); "
+                    f"nothing was published, it will be retried",
+                    uri=self.uri,
+                )
+            resp = client.complete_multipart_upload(
+                Bucket=self.bucket, Key=s3key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
+            if "ETag" not in resp:
+                raise self._incomplete("upload", s3key)
+        except BaseException as exc:
+            failed.set()
+            if _answered(exc):
+                with suppress(Exception):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=s3key, UploadId=upload_id)
+            raise
+        finally:
+            pool.shutdown(wait=False)
+        return hasher.hexdigest() if hasher is not None else str(sha256)
+
+    def _send_part(
+        self,
+        client: Any,
+        s3key: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        progress: Callable[[int], None] | None,
+    ) -> dict[str, Any]:
+        resp = client.upload_part(
+            Bucket=self.bucket,
+            Key=s3key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm=self.CHECKSUM_ALGORITHM,
+        )
+        if "ETag" not in resp:
+            raise self._incomplete("upload", s3key)
+        if progress is not None:
+            progress(len(data))
+        out = {"PartNumber": number, "ETag": resp["ETag"]}
+        crc = resp.get(f"Checksum{self.CHECKSUM_ALGORITHM}")
+        if crc:
+            out[f"Checksum{self.CHECKSUM_ALGORITHM}"] = crc
+        return out
+
+    def _copy(self, src: str, dst: str, size: int, metadata: dict[str, str]) -> None:
+        """Server-side copy of S3 key ``src`` to ``dst`` with new ``metadata`` (one
+        ``CopyObject`` up to 5 GiB, ``UploadPartCopy`` parts beyond)."""
+        client = self.transfer_client
+        source = {"Bucket": self.bucket, "Key": src}
+        if size <= _COPY_MAX:
+            client.copy_object(
+                Bucket=self.bucket,
+                Key=dst,
+                CopySource=source,
+                Metadata=metadata,
+                MetadataDirective="REPLACE",
+                ChecksumAlgorithm=self.CHECKSUM_ALGORITHM,
+            )
+            return
+        upload_id = client.create_multipart_upload(
+            Bucket=self.bucket, Key=dst, Metadata=metadata, ChecksumAlgorithm=self.CHECKSUM_ALGORITHM
+        )["UploadId"]
+        try:
+            parts = []
+            step = 1024**3
+            for i, start in enumerate(range(0, size, step), 1):
+                resp = client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=dst,
+                    UploadId=upload_id,
+                    PartNumber=i,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{min(size, start + step) - 1}",
+                )
+                res = resp.get("CopyPartResult") or {}
+                entry = {"PartNumber": i, "ETag": res["ETag"]}
+                if res.get(f"Checksum{self.CHECKSUM_ALGORITHM}"):
+                    entry[f"Checksum{self.CHECKSUM_ALGORITHM}"] = res[f"Checksum{self.CHECKSUM_ALGORITHM}"]
+                parts.append(entry)
+            client.complete_multipart_upload(
+                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException as exc:
+            if _answered(exc):
+                with suppress(Exception):
+                    client.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
+            raise
+
+    def abort_stale_uploads(self, older_than: float = 86400.0) -> int:
+        """Abort the multipart uploads under the store's prefix started more than
+        ``older_than`` seconds ago (what killed processes left: invisible, but billed);
+        returns how many. Bucket lifecycle rules (``AbortIncompleteMultipartUpload``) do the
+        same on AWS."""
+        cutoff = time.time() - older_than
+        aborted = 0
+        with self._translate("list"):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._dir("")
+            )
+            stale = [
+                (u["Key"], u["UploadId"])
+                for page in pages
+                for u in page.get("Uploads") or []
+                if u.get("Initiated") is not None and u["Initiated"].timestamp() < cutoff
+            ]
+        for s3key, upload_id in stale:
+            with self._translate("delete", s3key), suppress(bex.ClientError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=s3key, UploadId=upload_id)
+                aborted += 1
+        return aborted
 
     def get_file(self, key: str, dst: str | os.PathLike[str]) -> None:
         dst = Path(dst)
