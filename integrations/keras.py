@@ -16,9 +16,29 @@ Each ``fit`` becomes one version that holds:
 - metrics: every key of Keras's epoch ``logs`` (``loss``, ``val_loss``, …) plus
   ``learning_rate``, one point per epoch (``epoch`` = Keras's epoch index, ``step`` = batches
   run so far in this fit); ``batch_*`` series per batch with ``log_batches``;
-- data: fingerprints of the arrays / tensors ``fit`` got (``train.x``, ``train.y``,
-  ``val.x``, ``val.y``), or sizes only, with the reason, for datasets and generators;
-- artifacts: ``model_config.json``, checkpoints by policy and the final ``model.keras``.
+- data: fingerprints of the arrays / tensors the user passed to ``fit``, as given (a float64
+  array stays float64; under ``validation_split`` the rows Keras trains and validates on):
+  ``train.x``, ``train.y``, ``val.x``, ``val.y``, and ``NAME.KEY`` per part for dicts / lists
+  (multi-input / multi-output); for a ``PyDataset``, a generator or a ``tf.data`` dataset, its
+  type, length and steps with the reason there is no fingerprint (a PyDataset's ``workers`` /
+  ``use_multiprocessing`` / ``max_queue_size`` are params);
+- artifacts: ``model_config.json``, checkpoints and the final ``model.keras``. A subclassed
+  model without its own ``get_config`` (which Keras cannot save whole) is stored as
+  ``model.weights.h5`` with its class (info ``model_class``, ``module:Qualname``), the
+  constructor arguments it still holds as attributes of the same name (``model_init``) and its
+  input shape (``model_input``); ``load`` rebuilds it from them (see :func:`load_artifact`);
+- parent: a ``fit`` of a model object fitted before in this process records that version as
+  its parent;
+- evaluations: ``model.evaluate(...)`` after the fit adds an evaluation ``test`` to the fit's
+  version (Keras's metric names, the fingerprints of ``x`` / ``y``, source
+  ``keras model.evaluate``); ``evaluate`` returns exactly what it would.
+
+Checkpoints: with a ``keras.callbacks.ModelCheckpoint`` among the callbacks, the files it
+writes are stored as it writes them (Keras has no checkpoint IO seam: the model's own ``save`` /
+``save_weights`` are watched while ``fit`` runs, so the path is the one it wrote) by the
+:class:`~modeltrack.checkpoints.CheckpointMirror` — its best (``save_best_only``) marked best, an
+overwritten file stored again under the same name — and this module writes none of its own.
+Without one, checkpoints follow the ``checkpoints=`` policy.
 
 How a failed ``fit`` is noticed (Keras callbacks have no exception hook):
 
