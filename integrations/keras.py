@@ -264,7 +264,10 @@ class ModelTrackCallback(keras.callbacks.Callback):
         checkpoints: ``"best"`` (by ``monitor``; the previous best is released), ``"last"``
             (only the latest epoch is kept), ``"every_n"`` (every ``every_n_epochs`` epochs,
             all kept, the best marked), ``"all"`` (every epoch) or ``"none"`` / ``None``
-            (see :mod:`modeltrack.checkpoints`).
+            (see :mod:`modeltrack.checkpoints`). With a ``keras.callbacks.ModelCheckpoint``
+            among the callbacks, no checkpoint is written here: the files it writes are
+            stored as they are written, and this policy says which are kept (``"best"``: all
+            it wrote, its best marked; ``"last"``: the latest; ``"none"``: none).
         monitor: the ``logs`` key that decides "best"; default ``val_loss`` when validation
             runs, else ``loss``.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (guessed from the name: losses and errors

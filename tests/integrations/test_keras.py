@@ -846,3 +846,6 @@ def test_evaluate_after_fit_is_an_evaluation_of_its_version(style: str, store_ur
     with pytest.raises(ValueError):  # the user's error propagates; nothing is recorded for it
         model.evaluate(xt[:, :2], yt, verbose=0)
     assert len(mt.show("ev", store=store_uri)["evaluations"]) == 2
+    if style == "callback":  # an untracked fit validates through evaluate too: not an evaluation of v1
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x[:16], y[:16]))
+        assert len(mt.show("ev", store=store_uri)["evaluations"]) == 2
