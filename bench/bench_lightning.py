@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-MODES = ("untracked", "modeltrack", "mlflow")
+MODES = ("untracked", "modeltrack", "modeltrack-logger", "mlflow")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
 
-    from modeltrack.integrations.lightning import ModelTrackCallback
+    from modeltrack.integrations.lightning import ModelTrackCallback, ModelTrackLogger
 
     # One thread: on a shared machine, torch's thread pool oversubscribes and times swing 40x.
     torch.set_num_threads(args.threads)
@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         counter[0] += 1
         L.seed_everything(0, verbose=False)
         callbacks: list[Any] = [ModelCheckpoint(dirpath=str(work / f"ckpt-{counter[0]}"), monitor="val_loss")]
+        logger: Any = False
         if mode == "modeltrack":
             callbacks.append(ModelTrackCallback(model="bench-lightning", store=store))
+        elif mode == "modeltrack-logger":  # Trainer(logger=ModelTrackLogger()), no callback of the user's
+            logger = ModelTrackLogger(model="bench-lightning", store=store)
         train_dl = DataLoader(train, batch_size=128, shuffle=True)
         val_dl = DataLoader(val, batch_size=512)
         model = MLP()
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = L.Trainer(
                 max_epochs=args.epochs,
                 accelerator="cpu",
-                logger=False,
+                logger=logger,
                 enable_progress_bar=False,
                 enable_model_summary=False,
                 callbacks=callbacks,

@@ -188,6 +188,8 @@ class _ModelTrackCallback(Member):
         self._pending_params: list[dict[str, Any]] = []
         self._resume: dict[str, Any] | None = None
         self._data_done: set[str] = set()
+        self._delivered: set[str] = set()  # names Lightning handed its loggers in this fit
+        self._gap: tuple[int, int] | None = None  # (epoch, step) whose undelivered values are due
         self._failure: BaseException | None = None
         self._fitting = False
         self._eval: tuple[Version | str | None, dict[str, Any]] | None = None
@@ -278,7 +280,7 @@ class _ModelTrackCallback(Member):
         self._guard("recording the framework", v.set_framework, FRAMEWORK, **info)
         self._guard("recording the architecture", lambda: v.log_info(**module_architecture(pl_module)))
         self._guard("recording hyperparameters", v.log_params, _hparams(pl_module))
-        if dm is not None:
+        if dm is not None and _hparams(dm):
             self._guard("recording datamodule hyperparameters", v.log_params, {"data": _hparams(dm)})
         self._guard("recording trainer settings", v.log_params, {"trainer": _trainer_params(trainer)})
         self._guard("recording optimizers", v.log_params, _optimizer_params(trainer))
@@ -308,12 +310,39 @@ class _ModelTrackCallback(Member):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
+        # Lightning hands its loggers the epoch aggregates after this hook: look at what it
+        # never delivered once they are in (next epoch start, or the end of training).
+        self._gap = (epoch, max(trainer.global_step - 1, 0))
         if self._policy.name == "every_n" and self._policy.due(epoch) and not _checkpoint_callbacks(trainer):
             self._guard(
                 "saving a checkpoint", self._save_own, trainer, f"{CHECKPOINT_DIR}/epoch={epoch}.ckpt", "checkpoint"
             )
 
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._gap is not None and self._active:
+            self._guard("recording per-step values", self._fill_gaps, trainer)
+
+    def _fill_gaps(self, trainer: Trainer) -> None:
+        """A value logged per step that Lightning never handed its loggers (an epoch shorter
+        than ``log_every_n_steps``): its last value of the epoch, at Lightning's step of the
+        epoch's last batch, so a short run still has its loss."""
+        assert self._v is not None and self._gap is not None
+        (epoch, step), self._gap = self._gap, None
+        values = trainer.callback_metrics
+        missing = {
+            k: v
+            for k, v in values.items()
+            if k not in self._delivered
+            and f"{k}_step" not in values  # on_step and on_epoch: Lightning's names are NAME_step/NAME_epoch
+            and not k.endswith("_epoch")
+            and not k.startswith(("val", "test"))
+        }
+        if missing:
+            self._v.log_metrics(missing, step=step, epoch=epoch)
+
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._gap is not None and self._active:
+            self._guard("recording per-step values", self._fill_gaps, trainer)
         if self._policy.name != "none" and not _checkpoint_callbacks(trainer):
             self._guard("saving the final weights", self._save_own, trainer, FINAL_MODEL_FILE, "model")
 
@@ -396,6 +425,7 @@ class _ModelTrackCallback(Member):
         elif self._active and self._v is not None:
             trainer = self._trainer
             epoch = int(epoch) if epoch is not None else getattr(trainer, "current_epoch", None)
+            self._delivered.update(values)
             self._v.log_metrics(values, step=step if step is not None else trainer.global_step, epoch=epoch)
 
     def _log_hyperparams(self, params: Mapping[str, Any]) -> None:
