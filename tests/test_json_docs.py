@@ -54,6 +54,7 @@ def test_cli_json_matches_the_documented_keys(store_uri: str, tmp_path: Path) ->
         "## `modeltrack diff A B --json`": _cli(store_uri, "diff", "m@v1", "m@v2", "--json"),
         "## `modeltrack alias history NAME --json`": _cli(store_uri, "alias", "history", "m", "--json")[0],
         "## `modeltrack verify --json`": _cli(store_uri, "verify", "--json"),
+        "## `modeltrack evaluate REF": _cli(store_uri, "evaluate", "m@v1", "acc=0.5", "--name", "test", "--json"),
     }
     for section, got in cases.items():
         want = _documented(section)
