@@ -110,6 +110,14 @@ ENV_ALLOWLIST: tuple[str, ...] = (
 )
 
 _packages_cache: dict[str, Any] | None = None
+_packages_key: list[list[Any]] | None = None
+_imported_cache: tuple[int, list[str]] | None = None  # (len(sys.modules), result)
+_static_cache: dict[str, Any] | None = None
+_gpus_cache: list[dict[str, Any]] | None = None
+_git_cache: dict[tuple[str, str], _GitState] = {}
+_code_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+#: repositories with more tracked files than this are not stamped file by file: git runs for each version
+_STAMP_LIMIT = 20_000
 
 
 def _source(dist: Any) -> dict[str, Any] | None:
@@ -192,13 +200,14 @@ def _installed() -> dict[str, Any]:
     """Scanning the metadata of every distribution costs ~100-200 ms, so the result is
     cached for the process and on disk under ``MODELTRACK_CACHE``, keyed by ``sys.path`` and
     the modification times of its directories."""
-    global _packages_cache
-    if _packages_cache is not None:
-        return _packages_cache
+    global _packages_cache, _packages_key
+    key = _path_key()
+    if _packages_cache is not None and key == _packages_key:
+        return _packages_cache  # nothing installed or removed since: the cheap check each version
+    _packages_key = key
     import hashlib
     import json
 
-    key = _path_key()
     digest = hashlib.sha256(json.dumps([sys.executable, key]).encode()).hexdigest()[:16]
     path = os.path.join(config.cache_dir(), "packages", f"{digest}.json")
     try:
@@ -233,6 +242,11 @@ def package_sources() -> dict[str, dict[str, Any]]:
 def imported_packages() -> list[str]:
     """The distributions whose top-level modules this process has imported (what a fresh
     environment must install; their dependencies follow)."""
+    global _imported_cache
+    count = len(sys.modules)
+    cached = _imported_cache
+    if cached is not None and cached[0] == count:
+        return list(cached[1])
     owners = _installed()["owners"]
     found: set[str] = set()
     for name in list(sys.modules):
@@ -240,6 +254,7 @@ def imported_packages() -> list[str]:
             continue
         for dist in owners.get(name, ()):
             found.add(dist)
+    _imported_cache = (count, sorted(found))
     return sorted(found)
 
 
@@ -305,6 +320,183 @@ def git_info(cwd: str | None = None) -> tuple[dict[str, Any] | None, str | None]
     return info, diff
 
 
+class _GitState:
+    """What :func:`git_info` said about one work tree, and what would tell that it changed."""
+
+    __slots__ = ("diff", "files", "info", "key", "stamp")
+
+    def __init__(self, key: tuple[Any, ...], files: list[str] | None, info: Any, diff: str | None) -> None:
+        self.key, self.files, self.info, self.diff = key, files, info, diff
+        self.stamp = _tree_stamp(files)
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _git_key(gitdir: str) -> tuple[Any, ...]:
+    """The modification times that move when the commit, the branch, the index (staging,
+    committing, checking out) or the remotes change."""
+    head = os.path.join(gitdir, "HEAD")
+    ref = None
+    try:
+        with open(head, encoding="utf-8", errors="replace") as f:
+            text = f.read(512).strip()
+        if text.startswith("ref: "):
+            ref = text[5:]
+    except OSError:
+        text = ""
+    common = gitdir
+    try:
+        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as f:
+            common = os.path.normpath(os.path.join(gitdir, f.read().strip()))  # a linked worktree
+    except OSError:
+        pass
+    return (
+        text,
+        _mtime(head),
+        _mtime(os.path.join(gitdir, "index")),
+        _mtime(os.path.join(common, ref)) if ref else None,
+        _mtime(os.path.join(common, "packed-refs")),
+        _mtime(os.path.join(common, "config")),
+    )
+
+
+def _tree_stamp(files: list[str] | None) -> tuple[Any, ...] | None:
+    """Size and mtime of every tracked file: editing one changes the dirty state and the diff
+    without touching the index."""
+    if files is None:
+        return None
+    out: list[tuple[int, int, int] | None] = []
+    for path in files:
+        try:
+            st = os.lstat(path)
+            out.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _ancestry_key(cwd: str) -> tuple[int | None, ...]:
+    """The mtimes of ``cwd`` and its parents: creating a repository (``.git``) in any of them
+    moves one."""
+    out = []
+    path = os.path.abspath(cwd)
+    while True:
+        out.append(_mtime(path))
+        parent = os.path.dirname(path)
+        if parent == path:
+            return tuple(out)
+        path = parent
+
+
+def git_info_cached(cwd: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """:func:`git_info`, captured once per process and work tree and reused while nothing
+    changed: the commit, branch, index and remotes (the mtimes of ``HEAD``, the branch's ref,
+    ``index``, ``packed-refs``, ``config``) and every tracked file (size, mtime, inode; so an
+    edit renews the dirty flag and the diff). A work tree of more than ``_STAMP_LIMIT``
+    tracked files, or one git cannot describe, runs git each time."""
+    cwd = cwd or os.getcwd()
+    slot = (cwd, "")
+    state = _git_cache.get(slot)
+    if state is not None and state.files is None:  # no repository here: until one appears
+        if state.key == _ancestry_key(cwd):
+            return None, None
+        state = None
+    if state is None:
+        where = _git(["rev-parse", "--absolute-git-dir", "--show-toplevel"], cwd)
+        if where is None:
+            ancestry = _ancestry_key(cwd)
+            info, diff = git_info(cwd)
+            if info is None:
+                _git_cache[slot] = _GitState(ancestry, None, None, None)
+            return info, diff
+        lines = where.splitlines()
+        if len(lines) < 2:
+            return git_info(cwd)
+        gitdir, top = lines[0].strip(), lines[1].strip()
+        key = (gitdir, top, _git_key(gitdir))
+        listing = _git(["ls-files", "-z", "--full-name"], top)
+        files = None
+        if listing is not None:
+            names = [n for n in listing.split("\0") if n]
+            files = [os.path.join(top, n) for n in names] if len(names) <= _STAMP_LIMIT else None
+        if files is None:
+            return git_info(cwd)
+        info, diff = git_info(cwd)
+        _git_cache[slot] = _GitState(key, files, info, diff)
+        return (dict(info) if info else info), diff
+    gitdir, top = state.key[0], state.key[1]
+    key = (gitdir, top, _git_key(gitdir))
+    if key != state.key:
+        _git_cache.pop(slot, None)  # the index or HEAD moved: list the tracked files again
+        return git_info_cached(cwd)
+    if _tree_stamp(state.files) != state.stamp:
+        state.info, state.diff = git_info(cwd)
+        state.stamp = _tree_stamp(state.files)
+    return (dict(state.info) if state.info else state.info), state.diff
+
+
+def _static() -> dict[str, Any]:
+    """The parts of the record that do not change while the process runs (read once)."""
+    global _static_cache
+    if _static_cache is None:
+        _static_cache = {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "hostname": socket.gethostname(),
+            "cpu_count": os.cpu_count(),
+            "ram_bytes": _ram_bytes(),
+        }
+    return dict(_static_cache)
+
+
+def _describe_code(git: dict[str, Any] | None, cwd: str | None) -> dict[str, Any] | None:
+    """:func:`.code.describe`, reused while the git state, the working directory, the set of
+    imported modules and the snapshot files (size, mtime) stay the same."""
+    from . import code
+
+    key = (repr(git), cwd or os.getcwd(), repr(sys.argv[:1]), len(sys.modules))
+    cached = _code_cache.get(key)
+    if cached is not None:
+        rec, stamp = cached["rec"], cached["stamp"]
+        if _snapshot_stamp(rec) == stamp:
+            return _copy_code(rec)
+    rec = code.describe(git, cwd)
+    if len(_code_cache) > 64:
+        _code_cache.clear()
+    _code_cache[key] = {"rec": rec, "stamp": _snapshot_stamp(rec)}
+    return _copy_code(rec)
+
+
+def _snapshot_stamp(rec: dict[str, Any]) -> tuple[Any, ...]:
+    root = rec.get("root")
+    if not root:
+        return ()
+    out: list[tuple[int, int] | None] = []
+    for entry in rec.get("snapshot") or []:
+        try:
+            st = os.stat(os.path.join(root, entry["path"]))
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _copy_code(rec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(rec)
+    for k in ("snapshot", "skipped"):
+        if isinstance(out.get(k), list):
+            out[k] = [dict(e) if isinstance(e, dict) else e for e in out[k]]
+    return out
+
+
 def _ram_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -313,10 +505,14 @@ def _ram_bytes() -> int | None:
 
 
 def gpus() -> list[dict[str, Any]] | None:
-    """GPUs seen by torch, only if torch is already imported (never imports it)."""
+    """GPUs seen by torch, only if torch is already imported (never imports it); probed once
+    per process."""
+    global _gpus_cache
     torch = sys.modules.get("torch")
     if torch is None:
         return None
+    if _gpus_cache is not None:
+        return [dict(g) for g in _gpus_cache]
     try:
         if not torch.cuda.is_available():
             return []
@@ -324,7 +520,8 @@ def gpus() -> list[dict[str, Any]] | None:
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             out.append({"name": props.name, "memory": int(props.total_memory)})
-        return out
+        _gpus_cache = out
+        return [dict(g) for g in out]
     except Exception:  # noqa: BLE001 - GPU probing must never fail a run
         return None
 
@@ -351,16 +548,15 @@ def collect(
     script and working directory inside the code root, and the snapshot to store),
     ``randomness`` (:func:`.seeds.randomness`), ``package_sources`` and
     ``packages_imported``. ``randomness``: read beforehand on the training thread (Keras
-    keeps its seed per thread), else read here."""
+    keeps its seed per thread), else read here.
+
+    Captured once per process and reused (see :func:`git_info_cached`, :func:`_installed`):
+    the machine, the packages (re-scanned when a ``sys.path`` directory changes), the git
+    state (re-read when HEAD, a ref, the index, the remotes or a tracked file changes) and
+    the code record; the command line, the selected environment variables and the seeds
+    are read for every version."""
     env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "executable": sys.executable,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "hostname": socket.gethostname(),
-        "cpu_count": os.cpu_count(),
-        "ram_bytes": _ram_bytes(),
+        **_static(),
         "gpus": gpus(),
         "cwd": cwd or os.getcwd(),
         "command": command(),
@@ -376,19 +572,19 @@ def collect(
     env["git"] = None
     if with_git:
         try:
-            env["git"], diff = git_info(cwd)
+            env["git"], diff = git_info_cached(cwd)
             from .code import entry_script
 
             script = entry_script()
             if env["git"] is None and script is not None:
                 # run from outside the repository (python ~/proj/train.py): the script's own
-                env["git"], diff = git_info(os.path.dirname(script))
+                env["git"], diff = git_info_cached(os.path.dirname(script))
         except Exception:  # noqa: BLE001
             pass
-    from . import code, seeds
+    from . import seeds
 
     try:
-        env["code"] = code.describe(env["git"], cwd)
+        env["code"] = _describe_code(env["git"], cwd)
     except Exception:  # noqa: BLE001
         env["code"] = None
     env["randomness"] = seeds.randomness() if randomness is None else randomness
