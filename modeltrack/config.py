@@ -181,3 +181,17 @@ def s3_retries() -> int:
     """``MODELTRACK_S3_RETRIES``: retries of a failed or unanswered S3 request after the first
     attempt (default 2; 0: no retry)."""
     return int(_float("MODELTRACK_S3_RETRIES", 2.0))
+
+
+def list_concurrency() -> int:
+    """``MODELTRACK_LIST_CONCURRENCY``: version records of a remote store read at once when a
+    listing cannot take them from a cache (default 16)."""
+    return max(1, int(_float("MODELTRACK_LIST_CONCURRENCY", 16.0)))
+
+
+def summary_packs() -> bool:
+    """``MODELTRACK_SUMMARY_PACKS``: keep listing summaries of ended versions of a remote
+    store in the store itself (``summaries/MODEL/BLOCK.json``), so that a listing on a
+    machine with an empty cache reads a few objects rather than one per version (default on;
+    0: neither read nor written)."""
+    return _flag("MODELTRACK_SUMMARY_PACKS", True)

@@ -16,6 +16,8 @@ Layout (identical on every backend, so stores can be copied key by key)::
     models/NAME/versions/N/series.json       all metric points, written at the end
     models/NAME/versions/N/final.json        status and the consolidated record (immutable)
     models/NAME/versions/N/notes.json        mutable: release notes
+    summaries/NAME/000000.json               remote stores: listing summaries of ended versions
+                                             1-1000 (a cache, rewritten by listings)
 
 Finished versions never change (tags, notes and aliases live outside ``final.json``), so
 their summaries are cached in a local SQLite index (:mod:`modeltrack.index`) that can be
@@ -113,7 +115,7 @@ class Repo:
                 uri=self.store.uri,
             ) from exc
         if fmt is None:
-            other = [n for n in self.store.list("") if n not in ("models", "blobs", FORMAT_KEY)]
+            other = [n for n in self.store.list("") if n not in ("models", "blobs", PACKS, FORMAT_KEY)]
             if other:
                 raise StoreFormatError(
                     f"{self.store.uri} is not a modeltrack store (no FORMAT file) and holds other "
@@ -377,7 +379,15 @@ class Repo:
         }
 
     def versions(self, model: str) -> list[dict[str, Any]]:
-        """Summaries of every version of ``model``, oldest first (``versions --json``)."""
+        """Summaries of every version of ``model``, oldest first (``versions --json``).
+
+        Ended versions never change, so their rows come from caches when they can: the local
+        SQLite index first, then (remote stores) the summary packs kept in the store
+        (``summaries/MODEL/BLOCK.json``, one per 1,000 numbers); what is left is read from
+        each version's files, on a remote store ``MODELTRACK_LIST_CONCURRENCY`` at a time. A
+        listing that read many ended versions from their files refreshes their pack (best
+        effort: a store this process may not write is simply not updated).
+        """
         from . import index
 
         nums = self._require_model(model)
@@ -391,31 +401,30 @@ class Repo:
         # final.json is the one it was made from: the index never contradicts the files.
         stamps = self.final_stamps(model, nums) if cache and self.store.has_stamps else None
         cached = cache.get_model(model, stamps=stamps) if cache else {}
-        fresh: list[tuple[int, dict[str, Any]]] = []
+        remote = self.store.is_remote
+        packs_on = remote and config.summary_packs()
+        missing = [n for n in nums if n not in cached]
+        packs = self._read_packs(model, missing) if packs_on and missing else {}
+        from_packs: dict[int, dict[str, Any]] = {}
+        for block in packs.values():
+            from_packs.update(block)
+        todo = [n for n in missing if n not in from_packs]
+        rows: dict[int, dict[str, Any] | None] = {}
+        if remote and len(todo) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(config.list_concurrency(), len(todo)), "modeltrack-list") as pool:
+                rows.update(zip(todo, pool.map(lambda n: self._listing_row(model, n), todo)))
+        else:
+            rows.update((n, self._listing_row(model, n)) for n in todo)
+        fresh = [(n, r) for n, r in rows.items() if r is not None and r.get("_ended")]
+        for _, r in fresh:
+            del r["_ended"]
         out = []
         for n in nums:
-            row = cached.get(n)
+            row = cached.get(n) or from_packs.get(n) or rows.get(n)
             if row is None:
-                try:
-                    final = self.final(model, n)
-                    if final is not None:
-                        row = self.summary(model, n, final)
-                        fresh.append((n, row))
-                    else:
-                        claim = self._claim_or_none(model, n)
-                        if claim is None:
-                            continue  # half-claimed number: not a version
-                        last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
-                        row = {
-                            "status": self._live_status(model, n, claim),
-                            "created_at": claim.get("created_at"),
-                            "finished_at": None,
-                            "metrics": last,
-                            "label": None,
-                        }
-                except CorruptRecordError as exc:
-                    row = {"status": "corrupt", "created_at": None, "finished_at": None, "metrics": {}, "label": None}
-                    _warn(f"{model}@v{n}: {exc}")
+                continue  # half-claimed number: not a version
             out.append(
                 {
                     "version": n,
@@ -428,9 +437,89 @@ class Repo:
                     "label": row["label"],
                 }
             )
-        if cache and fresh:
-            cache.put_many(model, fresh, stamps=stamps)
+        if cache and (fresh or from_packs):
+            cache.put_many(model, [*fresh, *from_packs.items()], stamps=stamps)
+        if packs_on and fresh:
+            self._refresh_packs(model, packs, fresh, cached)
         return out
+
+    def _listing_row(self, model: str, n: int) -> dict[str, Any] | None:
+        """The listing row of version ``n`` read from its files (``_ended`` set on the row of
+        an ended version, which caches may keep); None for a half-claimed number."""
+        try:
+            final = self.final(model, n)
+            if final is not None:
+                return {**self.summary(model, n, final), "_ended": True}
+            claim = self._claim_or_none(model, n)
+            if claim is None:
+                return None
+            last = {k: json_number(c["value"][-1]) for k, c in self.series(model, n).items() if c["value"]}
+            return {
+                "status": self._live_status(model, n, claim),
+                "created_at": claim.get("created_at"),
+                "finished_at": None,
+                "metrics": last,
+                "label": None,
+            }
+        except CorruptRecordError as exc:
+            _warn(f"{model}@v{n}: {exc}")
+            return {"status": "corrupt", "created_at": None, "finished_at": None, "metrics": {}, "label": None}
+
+    def _read_packs(self, model: str, nums: list[int]) -> dict[int, dict[int, dict[str, Any]]]:
+        """The summary packs of the blocks holding ``nums``: block -> {version: summary}.
+        Packs are caches: one that is absent, unreadable or damaged counts as empty, and only
+        rows of the block's own numbers that are well-formed summaries are taken."""
+        from .index import valid_summary
+
+        blocks = sorted({_block(n) for n in nums})
+
+        def read(block: int) -> dict[int, dict[str, Any]]:
+            try:
+                data = self.store.read_json(pack_key(model, block))
+            except (KeyNotFound, CorruptRecordError, StoreError):
+                return {}
+            rows = data.get("versions") if isinstance(data, dict) and data.get("model") == model else None
+            if not isinstance(rows, dict):
+                return {}
+            out = {}
+            for name, row in rows.items():
+                n = _num(name) if isinstance(name, str) else None
+                if n is not None and _block(n) == block and valid_summary(row):
+                    out[n] = row
+            return out
+
+        if len(blocks) == 1:
+            return {blocks[0]: read(blocks[0])}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(config.list_concurrency(), len(blocks)), "modeltrack-list") as pool:
+            return dict(zip(blocks, pool.map(read, blocks)))
+
+    def _refresh_packs(
+        self,
+        model: str,
+        packs: dict[int, dict[int, dict[str, Any]]],
+        fresh: list[tuple[int, dict[str, Any]]],
+        cached: dict[int, dict[str, Any]],
+    ) -> None:
+        """Rewrite the pack of each block in which this listing read at least
+        :data:`PACK_MIN_FRESH` ended versions from their files (or its last ones). Racing
+        listers may overwrite each other's packs: every pack only ever holds correct rows,
+        so a lost row is just read from its files again."""
+        by_block: dict[int, dict[int, dict[str, Any]]] = {}
+        for n, row in fresh:
+            by_block.setdefault(_block(n), {})[n] = row
+        for block, rows in by_block.items():
+            if len(rows) < PACK_MIN_FRESH and len(packs.get(block, {})) + len(rows) < PACK_SIZE:  # not worth it
+                continue
+            # Rows of the local index are of ended versions too (this process may have made them).
+            known = {n: r for n, r in cached.items() if _block(n) == block}
+            merged = {**known, **packs.get(block, {}), **rows}
+            body = {"model": model, "block": block, "versions": {str(n): merged[n] for n in sorted(merged)}}
+            try:
+                self.store.write_json(pack_key(model, block), body)
+            except StoreError:
+                return  # read-only credentials, an outage: the packs are only a cache
 
     def remember_ended(self, model: str, number: int, final: dict[str, Any]) -> None:
         """Put the summary of a version that just ended into the listing index (a cache)."""
@@ -853,6 +942,23 @@ class Repo:
     def verify(self) -> dict[str, Any]:
         """See :func:`modeltrack.maintenance.verify`."""
         return maintenance.verify(self)
+
+
+#: version numbers per summary pack, and the ended versions a listing must have read from
+#: their files before it rewrites their block's pack
+PACK_SIZE = 1000
+PACK_MIN_FRESH = 20
+PACKS = "summaries"
+
+
+def _block(n: int) -> int:
+    return (n - 1) // PACK_SIZE
+
+
+def pack_key(model: str, block: int) -> str:
+    """Store key of the summary pack of ``model``'s versions ``block * 1000 + 1`` to
+    ``(block + 1) * 1000``."""
+    return f"{PACKS}/{model}/{block:06d}.json"
 
 
 def holder_stack(history: list[dict[str, Any]]) -> list[int]:

@@ -177,7 +177,7 @@ def s3_client(*, transfer: bool = False) -> Any:
                 retries={"max_attempts": retries, "mode": "standard"},
                 connect_timeout=connect,
                 read_timeout=transfer_read if transfer else read,
-                max_pool_connections=max(10, config.s3_concurrency() + 2),
+                max_pool_connections=max(10, config.s3_concurrency() + 2, config.list_concurrency() + 2),
             )
             client = boto3.session.Session().client("s3", config=cfg)
             # No "Expect: 100-continue": botocore reads the interim answer's headers in a loop
