@@ -86,6 +86,20 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
+def _private_staging() -> Path | None:
+    """For a store without a local directory (memory): a private one in the temporary directory."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"modeltrack-staging-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        if os.stat(path).st_uid != (os.getuid() if hasattr(os, "getuid") else 0):
+            return None  # someone else's: not ours to write in
+    except OSError:
+        return None
+    return path
+
+
 def _link(src: Path, dst: Path) -> bool:
     try:
         os.link(src, dst)
@@ -448,11 +462,11 @@ class Version:
         if self._staging is False:
             where = None
             try:
-                where = self.store.staging_dir()
+                where = self.store.staging_dir() or _private_staging()
                 if where is not None:
                     self._staging_dev = os.stat(where).st_dev
             except (OSError, ModelTrackError):
-                where = None
+                return None  # not writable now: stored on the caller's thread; asked again next time
             self._staging = where
         return self._staging if isinstance(self._staging, Path) else None
 

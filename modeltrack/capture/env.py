@@ -116,6 +116,7 @@ _static_cache: dict[str, Any] | None = None
 _gpus_cache: list[dict[str, Any]] | None = None
 _git_cache: dict[tuple[str, str], _GitState] = {}
 _code_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+_git_generation = 0  # bumped whenever git is asked again: the code record depends on the index too
 #: repositories with more tracked files than this are not stamped file by file: git runs for each version
 _STAMP_LIMIT = 20_000
 
@@ -399,6 +400,7 @@ def git_info_cached(cwd: str | None = None) -> tuple[dict[str, Any] | None, str 
     ``index``, ``packed-refs``, ``config``) and every tracked file (size, mtime, inode; so an
     edit renews the dirty flag and the diff). A work tree of more than ``_STAMP_LIMIT``
     tracked files, or one git cannot describe, runs git each time."""
+    global _git_generation
     cwd = cwd or os.getcwd()
     slot = (cwd, "")
     state = _git_cache.get(slot)
@@ -408,6 +410,7 @@ def git_info_cached(cwd: str | None = None) -> tuple[dict[str, Any] | None, str 
         state = None
     if state is None:
         where = _git(["rev-parse", "--absolute-git-dir", "--show-toplevel"], cwd)
+        _git_generation += 1
         if where is None:
             ancestry = _ancestry_key(cwd)
             info, diff = git_info(cwd)
@@ -435,6 +438,7 @@ def git_info_cached(cwd: str | None = None) -> tuple[dict[str, Any] | None, str 
         _git_cache.pop(slot, None)  # the index or HEAD moved: list the tracked files again
         return git_info_cached(cwd)
     if _tree_stamp(state.files) != state.stamp:
+        _git_generation += 1
         state.info, state.diff = git_info(cwd)
         state.stamp = _tree_stamp(state.files)
     return (dict(state.info) if state.info else state.info), state.diff
@@ -462,7 +466,7 @@ def _describe_code(git: dict[str, Any] | None, cwd: str | None) -> dict[str, Any
     imported modules and the snapshot files (size, mtime) stay the same."""
     from . import code
 
-    key = (repr(git), cwd or os.getcwd(), repr(sys.argv[:1]), len(sys.modules))
+    key = (_git_generation, repr(git), cwd or os.getcwd(), repr(sys.argv[:1]), len(sys.modules))
     cached = _code_cache.get(key)
     if cached is not None:
         rec, stamp = cached["rec"], cached["stamp"]

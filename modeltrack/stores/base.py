@@ -205,7 +205,11 @@ class Store(ABC):
         """A local directory where a running version may keep private files (hard links or
         clones of artifacts logged but not yet stored) under temporary names (see
         :mod:`modeltrack.files`), or None where the backend has none. Files kept there are
-        on the same file system as what the backend stores from them, when it can be."""
+        on the same file system as what the backend stores from them, when it can be.
+
+        Raises:
+            StoreNotWritableError: the backend has one but it cannot be written now.
+        """
         return None
 
     # JSON helpers shared by every backend.

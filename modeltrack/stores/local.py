@@ -193,8 +193,8 @@ class LocalStore(Store):
         path = self.root / "blobs"
         try:
             path.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return None
+        except OSError as exc:
+            raise self._oserror(exc, "blobs/") from exc  # not writable: a writer stores files itself
         return path
 
     def stage_file(self, src: str | os.PathLike[str]) -> tuple[str, int, Callable[[str | None], None]]:
@@ -203,11 +203,9 @@ class LocalStore(Store):
         place (``None``: drops it). One read of ``src`` instead of a hash pass and a copy pass."""
         from .base import file_sha256
 
-        blobs = self.staging_dir()
-        if blobs is None:
-            raise StoreNotWritableError(f"cannot write to store {self.root}: blobs/ cannot be created", uri=self.uri)
-        tmp = temp_path(blobs / "stage")
+        tmp = temp_path(self.root / "blobs" / "stage")
         try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
             copy_file(src, tmp)
             sha, size = file_sha256(tmp)
         except OSError as exc:
