@@ -71,7 +71,7 @@ from typing import Any
 import sklearn
 from sklearn.base import BaseEstimator
 
-from modeltrack import patching, pickling
+from modeltrack import background, patching, pickling
 from modeltrack.autologging import cancel_import_hook, when_imported
 from modeltrack.capture.data import can_fingerprint
 from modeltrack.capture.model import architecture
@@ -155,6 +155,7 @@ _ended: patching.IdentityMap[Version] = patching.IdentityMap(max_size=1024)  # e
 _predictions: patching.IdentityMap[_Hit] = patching.IdentityMap(max_size=_MAX_PREDICTIONS, stale=_stale)
 _fit = patching.Outermost()  # held by the outermost tracked fit of the process
 _evaluating = patching.ThreadDepth()  # inside score/predict/a metric of a tracked model
+_deferred: list[types.ModuleType] = []  # imported by the background worker: patched by the user's thread
 
 
 # ---------------------------------------------------------------------- patching
@@ -189,7 +190,12 @@ def _patch_module(module: types.ModuleType) -> None:
     """Patch the public estimator classes defined in ``module`` (and, for
     ``sklearn.metrics``, its metric functions)."""
     name = module.__name__
+    if background.on_worker():  # the user's thread may hold _lock while it waits for this work
+        _deferred.append(module)
+        return
     with _lock:
+        while _deferred:
+            _patch_module(_deferred.pop())
         if not _classes.active:
             return
         if name == "sklearn.metrics":
@@ -228,9 +234,7 @@ def _called_by_sklearn() -> bool:
 
 def _fit_around(original: Callable[..., Any], est: Any, *args: Any, **kwargs: Any) -> Any:
     scope = _scopes.active()
-    if scope is None or _fit.busy or _evaluating.active:
-        return original(est, *args, **kwargs)
-    if scope.is_global and patching.in_worker_process():
+    if scope is None or _fit.busy or _evaluating.active or (scope.is_global and patching.in_worker_process()):
         return original(est, *args, **kwargs)
     if _called_by_sklearn() or not _fit.claim():
         return original(est, *args, **kwargs)
@@ -440,6 +444,7 @@ class _Session:
         self.closed = False
         #: evaluations to record once the version ended: (metrics, name, source, dataset, X)
         self.pending: list[tuple[dict[str, float], str, str, str, Any]] = []
+        self.work = background.Work(version)  # the after-fit work, off the user's thread
 
     @classmethod
     def begin(cls, scope: _Scope, est: Any, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Session:
@@ -458,13 +463,8 @@ class _Session:
         atexit.unregister(_finish_all)
         atexit.register(_finish_all)  # after the core's exit hook is registered, so it runs first
         try:
-            version.set_framework(
-                "sklearn",
-                estimator=_public_name(type(est)),
-                **architecture(_structure(est)),
-                method=method,
-                sklearn_version=sklearn.__version__,
-            )
+            info = {"estimator": _public_name(type(est)), "method": method, "sklearn_version": sklearn.__version__}
+            version.set_framework("sklearn", **info, **architecture(_structure(est)))
             params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
             if params:
                 version.log_params(flatten({str(k): v for k, v in params.items()}))
@@ -490,26 +490,23 @@ class _Session:
                 )
                 if metrics:
                     safe_call(f"logging metrics of {v.ref}", v.log_metrics, metrics, step=self.calls - 1)
-            with _lock:
-                if not self.closed:
-                    _by_estimator.put(est, self)
+            self._register(est)
             return
         if hasattr(est, "cv_results_"):
             safe_call(f"recording the search results of {v.ref}", _log_search, v, est, cfg.max_candidates)
-        if cfg.training_metrics and X is not None and y is not None:
-            metrics = safe_call(
-                f"computing training metrics of {v.ref}", _training_metrics, est, X, y, kwargs.get("sample_weight")
-            )
-            if metrics:
-                safe_call(f"logging training metrics of {v.ref}", v.log_metrics, metrics, step=0)
-        if cfg.log_models:
-            safe_call(f"storing the model of {v.ref}", _log_model, v, est)
+        metrics = cfg.training_metrics and X is not None and y is not None
+        if metrics or cfg.log_models:
+            work = (est, X, y, kwargs.get("sample_weight")) if metrics else (est,)
+            self.work.start(f"recording {v.ref}", self._record_fitted, metrics, *work)  # on private copies
         if cfg.post_training_metrics:
-            with _lock:
-                if not self.closed:
-                    _by_estimator.put(est, self)
+            self._register(est)
         else:
             safe_call(f"finishing {v.ref}", self.finish)
+
+    def _register(self, est: Any) -> None:
+        with _lock:
+            if not self.closed:
+                _by_estimator.put(est, self)
 
     def failed(self, exc: BaseException) -> None:
         """Mark the version failed; never replaces the user's exception."""
@@ -521,9 +518,18 @@ class _Session:
                 f"modeltrack: marking {self.version.ref} failed did not work: {err}", ModelTrackWarning, stacklevel=3
             )
 
+    def _record_fitted(self, metrics: bool, est: Any, X: Any = None, y: Any = None, sw: Any = None) -> None:
+        """The training metrics and the model file of the fitted ``est`` (a private copy on
+        the background worker); what fails is recorded under ``info.not_recorded``."""
+        w = self.work
+        if metrics:
+            w.release(w.attempt("training metrics", "train_*", "metrics", _training_metrics, est, X, y, sw), 0)
+        if self.scope.cfg.log_models:
+            w.attempt("storing the model", MODEL_FILE, "model", _log_model, self.version, est)
+
     def log_post(self, name: str, value: float) -> None:
         if not self.closed and self.scope.cfg.post_training_metrics:
-            self.version.log_metrics({name: value})
+            self.work.log_metrics({name: value})  # after the training metrics: steps stay in order
 
     def _close(self) -> None:
         with _lock:
@@ -536,6 +542,9 @@ class _Session:
     def finish(self) -> None:
         if self.closed:
             return
+        self.work.wait()  # the training metrics and the model are recorded before the version ends
+        if _deferred:
+            _patch_module(_deferred.pop())
         v = self.version
         if self.method == "partial_fit":
             v.log_info(partial_fit_calls=self.calls)
@@ -548,6 +557,7 @@ class _Session:
         for metrics, name, source, dataset, X in self.pending:
             safe_call(f"recording the {name} evaluation of {v.ref}", _evaluate, v, metrics, name, source, dataset, X)
         self.pending.clear()
+        self.work.surface()
 
 
 def _log_data(version: Version, name: str, data: Any) -> None:
@@ -565,8 +575,10 @@ def _log_data(version: Version, name: str, data: Any) -> None:
         )
 
 
-def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
-    """Metrics of the fitted ``est`` on its training data (classifier or regressor)."""
+def _training_metrics(est: Any, X: Any, y: Any, sw: Any) -> dict[str, float]:
+    """Metrics of the fitted ``est`` on its training data (classifier or regressor):
+    :func:`modeltrack.metrics.classification_metrics` for 1-d targets, sklearn's functions
+    otherwise (same definitions, ``zero_division=0``)."""
     from sklearn.base import is_classifier, is_regressor
 
     try:
@@ -576,40 +588,44 @@ def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str,
     if kind not in ("classifier", "regressor") or not hasattr(est, "predict"):
         return {}
     with sklearn.config_context(skip_parameter_validation=True):
-        y_pred = est.predict(X)
         if kind == "regressor":
-            return regression_metrics(y, y_pred, sample_weight=sample_weight, prefix="train_")
+            return regression_metrics(y, est.predict(X), sample_weight=sw, prefix="train_")
         classes = getattr(est, "classes_", None)
-        scores = None
-        if hasattr(est, "predict_proba"):
-            try:
-                scores = est.predict_proba(X)
-            except (ValueError, TypeError, AttributeError, NotImplementedError):
-                scores = None
+        scores = _scores(getattr(est, "predict_proba", None), X)
+        y_pred = _forest_predict(est, scores)
+        y_pred = est.predict(X) if y_pred is None else y_pred
         proba = scores is not None
-        if scores is None and hasattr(est, "decision_function") and classes is not None and len(classes) == 2:
-            try:
-                scores = est.decision_function(X)
-            except (ValueError, TypeError, AttributeError, NotImplementedError):
-                scores = None
-        return _classification_metrics(y, y_pred, scores, proba, classes, sample_weight)
+        if scores is None and classes is not None and len(classes) == 2:
+            scores = _scores(getattr(est, "decision_function", None), X)
+        fast = {"proba": scores} if proba else {"decision": scores}
+        if classes is None:  # without classes_, sklearn decides what the labels are
+            return _sklearn_classification_metrics(y, y_pred, scores, proba, classes, sw)
+        out = classification_metrics(y, y_pred, classes=classes, sample_weight=sw, prefix="train_", **fast)
+        return _sklearn_classification_metrics(y, y_pred, scores, proba, classes, sw) if out is None else out
 
 
-def _classification_metrics(
-    y: Any, y_pred: Any, scores: Any, proba: bool, classes: Any, sample_weight: Any
-) -> dict[str, float]:
-    """:func:`modeltrack.metrics.classification_metrics` for 1-d targets, sklearn's
-    functions otherwise (same definitions, ``zero_division=0``)."""
-    fast = {"proba": scores} if proba else {"decision": scores}
-    # without classes_, sklearn decides what the labels are
-    out = (
-        None
-        if classes is None
-        else classification_metrics(y, y_pred, classes=classes, sample_weight=sample_weight, prefix="train_", **fast)
-    )
-    if out is None:
-        return _sklearn_classification_metrics(y, y_pred, scores, proba, classes, sample_weight)
-    return out
+def _scores(method: Callable[[Any], Any] | None, X: Any) -> Any:
+    try:
+        return None if method is None else method(X)
+    except (ValueError, TypeError, AttributeError, NotImplementedError):
+        return None
+
+
+def _forest_predict(est: Any, proba: Any) -> Any:
+    """A forest's ``predict(X)`` from its ``predict_proba(X)``, which is exactly what
+    ``predict`` computes (one pass over the trees instead of two); None for other models."""
+    from sklearn.ensemble._forest import ForestClassifier as F
+
+    cls = type(est)
+    if proba is None or not isinstance(est, F) or getattr(est, "n_outputs_", None) != 1:
+        return None
+    if _original(cls.predict) is not _original(F.predict) or _original(cls.predict_proba) is not _original(
+        F.predict_proba
+    ):
+        return None  # a subclass's own predict
+    import numpy as np
+
+    return est.classes_.take(np.argmax(proba, axis=1), axis=0)
 
 
 def _sklearn_classification_metrics(
@@ -617,6 +633,7 @@ def _sklearn_classification_metrics(
 ) -> dict[str, float]:
     from sklearn import metrics as skm
 
+    skm_auc = _original(skm.roc_auc_score)
     out: dict[str, float] = {}
     sw = {"sample_weight": sample_weight} if sample_weight is not None else {}
     binary = classes is not None and len(classes) == 2
@@ -636,14 +653,9 @@ def _sklearn_classification_metrics(
         pass
     if scores is not None and proba:
         put("train_log_loss", lambda: _original(skm.log_loss)(y, scores, labels=classes, **sw))
-        put(
-            "train_roc_auc",
-            lambda: _original(skm.roc_auc_score)(
-                y, scores[:, 1] if binary else scores, multi_class="ovr", average="weighted", labels=classes, **sw
-            ),
-        )
-    elif scores is not None:
-        put("train_roc_auc", lambda: _original(skm.roc_auc_score)(y, scores, **sw))
+    ovr = {"multi_class": "ovr", "average": "weighted", "labels": classes} if proba else {}
+    if scores is not None:
+        put("train_roc_auc", lambda: skm_auc(y, scores[:, 1] if proba and binary else scores, **ovr, **sw))
     return out
 
 
@@ -661,10 +673,8 @@ def _log_model(version: Version, est: Any) -> None:
             fmt = "joblib"
             joblib.dump(est, path)
         meta = {"format": fmt, "estimator": _public_name(type(est)), "sklearn_version": sklearn.__version__}
-        name = MODEL_FILE_BY_VALUE if by_value else MODEL_FILE
-        version.log_artifact(
-            path, kind="model", name=name, metadata={**meta, "by_value": by_value} if by_value else meta
-        )
+        meta = {**meta, "by_value": by_value} if by_value else meta
+        version.log_artifact(path, kind="model", name=MODEL_FILE_BY_VALUE if by_value else MODEL_FILE, metadata=meta)
     finally:
         path.unlink(missing_ok=True)
 
