@@ -27,6 +27,7 @@ import modeltrack as mt  # noqa: E402
 from modeltrack import patching  # noqa: E402
 from modeltrack.errors import ModelTrackWarning, UntrustedArtifactError  # noqa: E402
 from modeltrack.integrations import sklearn as mts  # noqa: E402
+from modeltrack.metrics import classification_metrics  # noqa: E402
 
 
 @pytest.fixture
@@ -797,3 +798,132 @@ def test_post_training_metrics_off_records_no_evaluation(data: Any, store_uri: s
         clf.score(X_test, y_test)
     rec = mt.show("quiet", store=store_uri)
     assert rec["evaluations"] == [] and "test_score" not in rec["metrics"]
+
+
+# ---------------------------------------------------------------------- after fit, off the user's thread
+def _forest_data(n: int = 300) -> tuple[Any, Any]:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 5))
+    return X, (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(int)
+
+
+def _train_metrics(rec: dict[str, Any]) -> dict[str, float]:
+    return {k: v["last"] for k, v in rec["metrics"].items() if k.startswith("train_")}
+
+
+def test_background_metrics_equal_a_synchronous_computation(store_uri: str) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _forest_data()
+    mts.autolog(model="bg", store=store_uri)
+    forest = RandomForestClassifier(n_estimators=15, random_state=0).fit(X, y)
+    logreg = LogisticRegression().fit(X, y)  # ends the forest's version (waits for its work)
+    mts.finish_pending()
+    mts.autolog(disable=True)
+    for ref, model in (("bg@v1", forest), ("bg@v2", logreg)):
+        rec = mt.show(ref, store=store_uri)
+        assert rec["status"] == "finished"
+        expected = mts._training_metrics(model, X, y, None)  # synchronously, on the user's thread
+        assert _train_metrics(rec) == expected
+        # and exactly what the metrics of predict() and predict_proba() are (no shortcut changes them)
+        proba = model.predict_proba(X)
+        assert expected == classification_metrics(
+            y, model.predict(X), classes=model.classes_, proba=proba, prefix="train_"
+        )
+        assert len(expected) == 6
+        loaded = mt.load(ref, store=store_uri, trust=True)
+        assert (loaded.predict_proba(X) == model.predict_proba(X)).all()
+    # a forest's predictions are taken from its probabilities: exactly what predict returns
+    assert (mts._forest_predict(forest, forest.predict_proba(X)) == forest.predict(X)).all()
+    assert mts._forest_predict(logreg, logreg.predict_proba(X)) is None
+
+
+def test_a_refit_or_edit_right_after_fit_never_mixes_models(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+    import threading
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    gate = threading.Event()
+    real = mts._training_metrics
+
+    def slow(*args: Any) -> Any:
+        assert gate.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(mts, "_training_metrics", slow)
+    X, y = _forest_data()
+    X_test, y_test = X[:50].copy(), y[:50].copy()
+    mts.autolog(model="refit", store=store_uri)
+    model = RandomForestClassifier(n_estimators=5, warm_start=True, random_state=0).fit(X, y)
+    first = copy.deepcopy(model), X.copy(), y.copy()
+    model.score(X_test, y_test)  # held until the training metrics are logged: steps stay in order
+    # the user edits everything at once, while the worker still waits
+    model.set_params(n_estimators=12, random_state=3)
+    model.estimators_ = model.estimators_[:2]
+    X *= -1
+    y[:] = 1 - y
+    gate.set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "step went backwards"
+        model.set_params(n_estimators=12).fit(X, y)  # a refit: the first version is complete first
+        mts.finish_pending()
+    v1, v2 = mt.show("refit@v1", store=store_uri), mt.show("refit@v2", store=store_uri)
+    assert _train_metrics(v1) == real(*first, None)
+    assert _train_metrics(v2) == real(model, X, y, None)
+    assert v1["metrics"]["test_score"]["last"] == first[0].score(X_test, y_test)
+    stored = mt.load("refit@v1", store=store_uri, trust=True)
+    assert len(stored.estimators_) == 5 and stored.n_estimators == 5
+    assert (stored.predict_proba(X) == first[0].predict_proba(X)).all()
+    assert len(mt.load("refit@v2", store=store_uri, trust=True).estimators_) == 12
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_failure_in_background_work_is_a_warning_and_not_recorded(
+    store_uri: str, monkeypatch: pytest.MonkeyPatch, data: Any, strict: bool
+) -> None:
+    monkeypatch.setenv("MODELTRACK_STRICT", "1" if strict else "0")
+
+    def broken_metrics(*args: Any) -> Any:
+        raise ValueError("metrics went wrong")
+
+    def broken_model(*args: Any) -> Any:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(mts, "_training_metrics", broken_metrics)
+    monkeypatch.setattr(mts, "_log_model", broken_model)
+    X_train, y_train, _, _ = data
+    mts.autolog(model="broken", store=store_uri)
+    if strict:
+        LogisticRegression().fit(X_train, y_train)  # never the user's crash: raised at the next sync point
+        with pytest.raises((ValueError, OSError)):
+            mts.finish_pending()
+    else:
+        with pytest.warns(ModelTrackWarning) as caught:
+            LogisticRegression().fit(X_train, y_train)
+            mts.finish_pending()
+        text = " ".join(str(w.message) for w in caught)
+        assert "metrics went wrong" in text and "disk on fire" in text
+    rec = mt.show("broken", store=store_uri)
+    assert rec["status"] == "finished" and not _train_metrics(rec)
+    missing = {x["path"]: x for x in rec["info"]["not_recorded"]}
+    assert missing["train_*"]["kind"] == "metrics" and "metrics went wrong" in missing["train_*"]["reason"]
+    assert missing["model.joblib"]["kind"] == "model" and "disk on fire" in missing["model.joblib"]["reason"]
+
+
+def test_the_version_is_complete_when_the_process_exits_right_after_fit(store_uri: str, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from modeltrack.integrations import sklearn as mts\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(400, 5)); y = (X[:, 0] > 0).astype(int)\n"
+        f"mts.autolog(model='exit', store={store_uri!r})\n"
+        "RandomForestClassifier(n_estimators=40, random_state=0).fit(X, y)\n"
+    )
+    subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path, capture_output=True, text=True)
+    rec = mt.show("exit", store=store_uri)
+    assert rec["status"] == "finished"
+    assert set(_train_metrics(rec)) >= {"train_accuracy", "train_f1", "train_log_loss", "train_roc_auc"}
+    assert [a["path"] for a in rec["artifacts"] if a["kind"] == "model"] == ["model.joblib"]
