@@ -1,13 +1,36 @@
-"""The Store contract, run unchanged against every backend (local, memory, S3)."""
+"""The Store contract, run unchanged against every backend (local, memory, S3, GCS, Azure)."""
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from conftest import BACKENDS
 
 from modeltrack.errors import KeyNotFound
 from modeltrack.stores import open_store
+
+CLOUD = ["gcs", "azure"] if os.environ.get("MODELTRACK_TEST_CLOUD", "1") != "0" else []
+
+
+@pytest.fixture(params=[*BACKENDS, *CLOUD])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """conftest's backends, plus GCS (fake-gcs-server) and Azure (Azurite) on loopback;
+    each of those is skipped, saying why, where its emulator cannot run."""
+    if request.param == "gcs":
+        yield request.getfixturevalue("gcs_server").new_store_uri()
+    elif request.param == "azure":
+        yield request.getfixturevalue("azurite").new_store_uri()
+    elif request.param == "local":
+        yield str(tmp_path / "store")
+    elif request.param == "memory":
+        yield f"memory://{uuid.uuid4().hex}"
+    else:
+        yield request.getfixturevalue("s3_server").new_store_uri()
 
 
 def test_write_read_overwrite(any_store: str) -> None:

@@ -28,6 +28,7 @@ def open_store(uri: str | os.PathLike[str] | Store) -> Store:
 
     Args:
         uri: a directory path (or ``file://`` URL), ``memory://NAME``, ``s3://bucket/prefix``,
+            ``gs://bucket/prefix`` (or ``gcs://``), ``az://container/prefix`` (or ``abfs://``),
             or a :class:`Store` (returned unchanged).
 
     Raises:
@@ -56,11 +57,26 @@ def open_store(uri: str | os.PathLike[str] | Store) -> Store:
         except ImportError as exc:
             raise StoreError(f"store {text} needs boto3: pip install 'modeltrack[s3]'", uri=text) from exc
         return S3Store.from_uri(text)
+    if scheme in ("gs", "gcs", "az", "abfs"):
+        return _cloud(scheme, text)
     raise StoreError(
         f"unknown store scheme {scheme!r} in {text!r}; use a directory path, "
-        f"file://PATH, memory://NAME or s3://BUCKET/PREFIX",
+        f"file://PATH, memory://NAME, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX",
         uri=text,
     )
+
+
+def _cloud(scheme: str, uri: str) -> Store:
+    """A GCS or Azure store; their SDKs are optional extras, checked here."""
+    from .cloud import AzureStore, FsspecStore, GCSStore
+
+    cls: type[FsspecStore] = GCSStore if scheme in ("gs", "gcs") else AzureStore
+    module = "gcsfs" if cls is GCSStore else "adlfs"
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise StoreError(f"store {uri} needs {module}: pip install 'modeltrack[{cls.EXTRA}]'", uri=uri)
+    return cls.from_uri(uri)
 
 
 def _local(path: str) -> LocalStore:

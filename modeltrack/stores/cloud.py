@@ -1,0 +1,419 @@
+"""Google Cloud Storage and Azure Blob stores, through fsspec (``gcsfs``, ``adlfs``).
+
+``gs://BUCKET/PREFIX`` (also ``gcs://``) and ``az://CONTAINER/PREFIX`` (also ``abfs://``)
+keep one object per key, as the S3 store does. Guarantees:
+
+* ``write`` and ``put_file`` publish whole objects: GCS makes an object visible when its
+  (simple or resumable) upload is finalised, Azure when a block blob's block list is
+  committed; readers never see part of one.
+* ``create`` is a create-if-absent write decided by the server: on GCS an upload with
+  ``ifGenerationMatch=0``, on Azure one with ``If-None-Match: *`` (fsspec's
+  ``pipe_file(..., mode="create")``, which raises ``FileExistsError`` when the key is
+  taken). Before the first ``create`` on a bucket the store checks that the server honours
+  it (a probe under ``blobs/probe/``, created twice): a server that ignores it (the
+  ``gcp-storage-emulator`` package, for one) would let two writers claim the same version
+  number, so it is refused with :class:`~modeltrack.errors.StoreError`, as on S3.
+
+Credentials come from each SDK's standard configuration, never from the URI: for GCS the
+Google application default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth
+application-default login``) or ``STORAGE_EMULATOR_HOST`` for an emulator; for Azure
+``AZURE_STORAGE_CONNECTION_STRING``, or ``AZURE_STORAGE_ACCOUNT_NAME`` with
+``AZURE_STORAGE_ACCOUNT_KEY`` / ``AZURE_STORAGE_SAS_TOKEN`` / an Azure AD identity.
+
+Both are remote stores (``is_remote``): a running version writes through the spool. Every
+error of the SDKs is turned into a :class:`~modeltrack.errors.StoreError` (a
+:class:`~modeltrack.errors.StoreUnavailableError` when it may pass) in :meth:`_translate`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import KeyNotFound, StoreError, StoreNotWritableError, StoreUnavailableError
+from ..files import temp_path
+from ..secrets import strip_credentials
+from .base import Store, check_key
+
+_CHECKED: set[tuple[str, str]] = set()
+_CHECKED_LOCK = threading.Lock()
+_WRITES = ("write", "create", "delete", "upload")
+#: seconds to wait for a connection and for an answer (the SDKs retry on their own)
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 60
+
+
+class FsspecStore(Store):
+    """A store under ``ROOT`` (``bucket/prefix``) of an fsspec file system of object storage.
+
+    Subclasses give the file system (:meth:`_make_fs`), the URI schemes and names for
+    messages; everything else is shared.
+    """
+
+    is_remote = True
+    #: what the URI scheme names, for messages
+    KIND = "object storage"
+    SCHEMES: tuple[str, ...] = ()
+    EXTRA = ""
+
+    def __init__(self, bucket: str, prefix: str = "", fs: Any = None) -> None:
+        prefix = prefix.strip("/")
+        scheme = self.SCHEMES[0] if self.SCHEMES else "fsspec"
+        uri = f"{scheme}://{bucket}/{prefix}" if prefix else f"{scheme}://{bucket}"
+        if not bucket or "/" in bucket or bucket in (".", ".."):
+            raise StoreError(f"{uri}: {bucket!r} is not a valid {self.KIND} bucket name", uri=uri)
+        if prefix:
+            try:
+                check_key(prefix)
+            except ValueError:
+                raise StoreError(f"{uri}: invalid prefix {prefix!r} (no empty, '.' or '..' parts)", uri=uri) from None
+        self.bucket = bucket
+        self.prefix = prefix
+        self.uri = uri
+        self._fs = fs
+
+    @classmethod
+    def from_uri(cls, uri: str) -> FsspecStore:
+        """The store named by ``SCHEME://BUCKET[/PREFIX]``.
+
+        Raises:
+            StoreError: the URI is malformed or carries credentials.
+        """
+        scheme, _, rest = uri.partition("://")
+        if scheme.lower() not in cls.SCHEMES:
+            raise StoreError(f"{uri!r} is not a {'/'.join(s + '://' for s in cls.SCHEMES)} URI", uri=uri)
+        bucket, _, prefix = rest.partition("/")
+        if "@" in bucket or "?" in rest or "#" in rest:
+            raise StoreError(
+                f"{strip_credentials(uri)}: credentials, accounts and options do not belong in the store URI (they "
+                f"would end up in logs); configure them as the {cls.KIND} SDK documents (environment variables)",
+                uri=strip_credentials(uri),
+            )
+        if not bucket:
+            raise StoreError(f"{uri!r} names no bucket; use {cls.SCHEMES[0]}://BUCKET/PREFIX", uri=uri)
+        return cls(bucket, prefix)
+
+    # ------------------------------------------------------------------ plumbing
+    def _make_fs(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            self._fs = self._make_fs()
+        return self._fs
+
+    def _endpoint(self) -> str:
+        return self.KIND
+
+    def _p(self, key: str) -> str:
+        check_key(key)
+        return f"{self._root()}/{key}"
+
+    def _root(self) -> str:
+        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
+
+    def _dir(self, prefix: str) -> str:
+        return self._p(prefix) if prefix else self._root()
+
+    @contextmanager
+    def _translate(self, op: str, key: str = "") -> Iterator[None]:
+        """Run the SDK calls of ``op`` on ``key``, turning their errors into modeltrack errors."""
+        if op != "list":
+            check_key(key)  # a bad key is the caller's ValueError, not a store failure
+        where = f"{self.uri}/{key}" if key else self.uri
+        try:
+            yield
+        except (KeyNotFound, StoreError):
+            raise
+        except FileNotFoundError as exc:
+            if op in ("read", "download", "check"):
+                raise KeyNotFound(key) from exc
+            raise StoreError(
+                f"{op} of {where} failed: the bucket or container {self.bucket!r} does not exist at "
+                f"{self._endpoint()}; create it or fix the store URI",
+                uri=self.uri,
+            ) from exc
+        except PermissionError as exc:
+            if op in _WRITES:
+                raise StoreNotWritableError(
+                    f"access denied writing {where} ({exc}); the credentials in use may not write under {self.uri}/",
+                    uri=self.uri,
+                ) from exc
+            raise StoreError(f"access denied reading {where} ({exc})", uri=self.uri) from exc
+        except (ImportError, NotImplementedError):
+            raise
+        except Exception as exc:  # every SDK error becomes a StoreError
+            text = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise StoreUnavailableError(
+                f"{self._endpoint()} failed {op} of {where} ({type(exc).__name__}: {text}); retry later — a running "
+                f"training keeps its data in the spool, `modeltrack sync` uploads it",
+                uri=self.uri,
+            ) from exc
+
+    # ------------------------------------------------------------------ the contract
+    def read(self, key: str) -> bytes:
+        with self._translate("read", key):
+            return bytes(self.fs.cat_file(self._p(key)))
+
+    def write(self, key: str, data: bytes) -> None:
+        with self._translate("write", key):
+            self.fs.pipe_file(self._p(key), bytes(data))
+
+    def check_conditional_writes(self) -> None:
+        """Make sure the server refuses a create-if-absent write of an existing key (once
+        per process, endpoint and bucket).
+
+        Raises:
+            StoreError: the server overwrote the probe: numbering would not be safe there.
+        """
+        ident = (self._endpoint(), self.bucket)
+        with _CHECKED_LOCK:
+            if ident in _CHECKED:
+                return
+        probe = f"blobs/probe/{uuid.uuid4().hex}"  # gc removes a leftover one
+        honoured = False
+        with self._translate("create", probe):
+            self.fs.pipe_file(self._p(probe), b"1", mode="create")
+            try:
+                self.fs.pipe_file(self._p(probe), b"2", mode="create")
+            except FileExistsError:
+                honoured = True
+            finally:
+                self.fs.rm_file(self._p(probe))
+        if not honoured:
+            raise StoreError(
+                f"the server behind {self.uri} ({self._endpoint()}) ignores create-if-absent writes, so two writers "
+                f"could claim the same version number; use the real service or an emulator that honours them",
+                uri=self.uri,
+            )
+        with _CHECKED_LOCK:
+            _CHECKED.add(ident)
+
+    def create(self, key: str, data: bytes) -> bool:
+        data = bytes(data)
+        self.check_conditional_writes()
+        with self._translate("create", key):
+            try:
+                self.fs.pipe_file(self._p(key), data, mode="create")
+                return True
+            except FileExistsError:
+                pass
+        # Taken, or an SDK retry after a first attempt that created it and lost the answer:
+        # the value (a claim with pid and microsecond time) tells.
+        try:
+            return self.read(key) == data
+        except KeyNotFound:
+            return False
+
+    def delete(self, key: str) -> None:
+        with self._translate("delete", key):
+            try:
+                self.fs.rm_file(self._p(key))
+            except FileNotFoundError:
+                pass
+
+    def _info(self, key: str) -> dict[str, Any] | None:
+        with self._translate("check", key):
+            try:
+                info = self.fs.info(self._p(key))
+            except FileNotFoundError:
+                return None
+        return dict(info) if info.get("type") == "file" else None
+
+    def exists(self, key: str) -> bool:
+        return self._info(key) is not None
+
+    def size(self, key: str) -> int:
+        info = self._info(key)
+        if info is None:
+            raise KeyNotFound(key)
+        return int(info["size"])
+
+    def modified(self, key: str) -> float | None:
+        info = self._info(key)
+        if info is None:
+            return None
+        for name in ("mtime", "last_modified", "updated"):
+            when = info.get(name)
+            if isinstance(when, datetime):
+                return when.timestamp()
+            if isinstance(when, str):
+                try:
+                    return datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    continue
+        return None
+
+    def touch(self, key: str) -> bool:
+        """Refresh the object's modification time server-side (no data goes through this
+        process), so that gc's grace period protects a blob being re-used."""
+        if self._info(key) is None:
+            return False
+        with self._translate("write", key):
+            try:
+                self._refresh(self._p(key))
+            except FileNotFoundError:
+                return False
+        return True
+
+    def _refresh(self, path: str) -> None:
+        self.fs.setxattrs(path, **self._touch_metadata())
+
+    def _touch_metadata(self) -> dict[str, str]:
+        return {"modeltrack_touched": f"{time.time():.6f}"}
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._dir(prefix)
+        with self._translate("list", prefix):
+            try:
+                entries = self.fs.ls(base, detail=True, refresh=True)
+            except FileNotFoundError:
+                return []
+        names = set()
+        for entry in entries:
+            name = str(entry["name"]).rstrip("/")
+            if name.startswith(base + "/"):
+                rest = name[len(base) + 1 :]
+                if rest and "/" not in rest:
+                    names.add(rest)
+        return sorted(names)
+
+    def walk(self, prefix: str) -> Iterator[str]:
+        base = self._dir(prefix)
+        root = self._root()
+        with self._translate("list", prefix):
+            try:
+                found = self.fs.find(base, withdirs=False)
+            except FileNotFoundError:
+                found = []
+        keys = [str(p)[len(root) + 1 :] for p in found if str(p).startswith(base + "/")]
+        yield from sorted(k for k in keys if k and not k.endswith("/"))
+
+    def put_file(
+        self,
+        key: str,
+        src: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Upload local file ``src`` to ``key`` (published whole once the upload completes)."""
+        callback = _Progress(progress) if progress is not None else None
+        with self._translate("upload", key):
+            if callback is not None:
+                self.fs.put_file(str(src), self._p(key), callback=callback)
+            else:
+                self.fs.put_file(str(src), self._p(key))
+
+    def get_file(self, key: str, dst: str | os.PathLike[str]) -> None:
+        dst = Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(dst)
+        try:
+            with self._translate("download", key):
+                self.fs.get_file(self._p(key), str(tmp))
+            if not tmp.is_file():
+                raise KeyNotFound(key)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        """Check bucket, credentials and the create-if-absent writes numbering needs (the
+        probe is written and removed)."""
+        with self._translate("list", ""):
+            if not self.fs.exists(self.bucket):
+                raise FileNotFoundError(self.bucket)
+        self.check_conditional_writes()
+
+
+class _Progress:
+    """An fsspec callback that reports byte deltas to a ``progress(n)`` function."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        self.value = 0
+        self.size: int | None = None
+
+    def set_size(self, size: int | None) -> None:
+        self.size = size
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.value += inc
+        self.progress(inc)
+
+    def absolute_update(self, value: int) -> None:
+        self.relative_update(value - self.value)
+
+    def call(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def branched(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def branch_coro(self, fn: Any) -> Any:
+        return fn
+
+
+class GCSStore(FsspecStore):
+    """A store under ``gs://bucket/prefix`` (gcsfs, the GCS JSON API)."""
+
+    KIND = "Google Cloud Storage"
+    SCHEMES = ("gs", "gcs")
+    EXTRA = "gcs"
+
+    def _make_fs(self) -> Any:
+        # gcsfs.core's class, not the package's default: that one first asks a gRPC endpoint
+        # whether the bucket is zonal, which costs a minute against anything but Google.
+        from gcsfs.core import GCSFileSystem
+
+        kwargs: dict[str, Any] = {}
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            kwargs["token"] = "anon"
+        return GCSFileSystem(
+            skip_instance_cache=True, use_listings_cache=False, requests_timeout=READ_TIMEOUT, **kwargs
+        )
+
+    def _refresh(self, path: str) -> None:
+        # A server-side rewrite onto itself (a new generation, same bytes): the object's
+        # "updated" time then moves on every server (a metadata patch does not on all emulators).
+        self.fs.copy(path, path)
+
+    def _endpoint(self) -> str:
+        return os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
+
+
+class AzureStore(FsspecStore):
+    """A store under ``az://container/prefix`` (adlfs, Azure Blob Storage)."""
+
+    KIND = "Azure Blob Storage"
+    SCHEMES = ("az", "abfs")
+    EXTRA = "azure"
+
+    def _make_fs(self) -> Any:
+        from adlfs import AzureBlobFileSystem
+
+        return AzureBlobFileSystem(
+            skip_instance_cache=True,
+            use_listings_cache=False,
+            connection_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+        )
+
+    def _touch_metadata(self) -> dict[str, str]:
+        # Azure replaces the whole metadata; adlfs marks its files with is_directory=false.
+        return {"is_directory": "false", **super()._touch_metadata()}
+
+    def _endpoint(self) -> str:
+        fs = self._fs
+        url = getattr(fs, "account_url", None) if fs is not None else None
+        name = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        return str(url or (f"https://{name}.blob.core.windows.net" if name else "Azure Blob Storage"))
