@@ -189,12 +189,16 @@ def bench_listing(tmp: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--versions-only", action="store_true", help="only the version creation/listing rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ["MODELTRACK_CACHE"] = str(tmp / "cache")
         os.chdir(tmp)  # no git repository around: measure the store, not `git diff`
         print(f"{'':52s} {'modeltrack':>18s} {'MLflow 3.17.2':>18s} {'ratio':>10s}")
+        if args.versions_only:
+            bench_versions(tmp, 100 if args.quick else 1000)
+            return
         bench_imports(3 if args.quick else 7)
         bench_metrics(tmp, 100_000 if args.quick else 1_000_000, 1.0 if args.quick else 3.0)
         bench_versions(tmp, 100 if args.quick else 1000)
