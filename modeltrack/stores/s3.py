@@ -112,7 +112,9 @@ STAGING = "blobs/staging"
 _COPY_MAX = 5 * 1024**3  # the largest object one CopyObject copies
 #: part size when MODELTRACK_S3_PART_SIZE is not set: large enough for throughput (few
 #: requests, each long enough to fill the pipe), small enough to keep several in flight
-_AUTO_PART = 32 * 1024 * 1024
+_AUTO_PART = 16 * 1024 * 1024
+#: most bytes of one upload held in memory at once (parts read, not yet sent)
+_IN_FLIGHT = 256 * 1024 * 1024
 _MAX_PARTS = 10000
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
@@ -141,7 +143,7 @@ def _client_key() -> tuple[Any, ...]:
 
 def _part_size(size: int) -> int:
     """The part size for a file of ``size`` bytes: ``MODELTRACK_S3_PART_SIZE`` when set,
-    else 32 MiB; grown when S3's 10,000-part limit needs it."""
+    else 16 MiB; grown when S3's 10,000-part limit needs it."""
     part = config.s3_part_size() if os.environ.get("MODELTRACK_S3_PART_SIZE") else _AUTO_PART
     return max(part, -(-size // _MAX_PARTS))
 
@@ -813,10 +815,10 @@ class S3Store(Store):
 
         The file is read in order by the calling thread (hashing releases the GIL); each
         part is handed to a daemon worker, with at most ``MODELTRACK_S3_CONCURRENCY`` parts
-        in memory. Any failure stops reading, aborts the upload and is raised here.
+        (and 256 MiB) in memory. Any failure stops reading, aborts the upload and is raised here.
         """
         client = self.transfer_client
-        workers = max(1, min(config.s3_concurrency(), -(-size // part)))
+        workers = max(1, min(config.s3_concurrency(), -(-size // part), _IN_FLIGHT // part))
         meta = {"Metadata": {"sha256": sha256}} if sha256 is not None else {}
         upload_id = client.create_multipart_upload(
             Bucket=self.bucket, Key=s3key, ChecksumAlgorithm=self.CHECKSUM_ALGORITHM, **meta
