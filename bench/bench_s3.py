@@ -50,8 +50,10 @@ def make_file(path: Path, size_mb: int) -> None:
 def bench_upload(client: Any, bucket: str, src: Path, repeat: int) -> dict[str, Any]:
     """Interleaved runs of: plain boto3 ``upload_file`` (its defaults: 8 MiB parts, 10
     threads); ``S3Store.put_file`` with the SHA-256 given (what the spool's uploader does:
-    the multipart upload completes straight to the key); ``put_file`` without it (hashed
-    while uploading to a staging key, then a server-side copy); a running version's
+    the multipart upload completes straight to the key); ``put_file`` without it to a key
+    named by the hash, as ``push`` does (hashed on the way, completed only if it matches);
+    ``put_file`` without it to any other key (hashed while uploading to a staging key, then
+    a server-side copy); a running version's
     ``log_artifact`` + ``finish()``. The best of ``repeat`` runs of each is kept."""
     import boto3.s3.transfer
 
@@ -61,7 +63,7 @@ def bench_upload(client: Any, bucket: str, src: Path, repeat: int) -> dict[str, 
 
     size = src.stat().st_size
     sha, _ = file_sha256(src)
-    times: dict[str, list[float]] = {"plain": [], "known": [], "unknown": [], "e2e": []}
+    times: dict[str, list[float]] = {"plain": [], "known": [], "addressed": [], "unknown": [], "e2e": []}
     for _ in range(repeat):
         key = f"bench/plain-{uuid.uuid4().hex}"
         t = time.perf_counter()
@@ -75,6 +77,10 @@ def bench_upload(client: Any, bucket: str, src: Path, repeat: int) -> dict[str, 
         store.put_file("blobs/x", src, sha256=sha)
         times["known"].append(time.perf_counter() - t)
         store.delete("blobs/x")
+        t = time.perf_counter()
+        store.put_file(f"blobs/sha256/{sha[:2]}/{sha}", src)
+        times["addressed"].append(time.perf_counter() - t)
+        store.delete(f"blobs/sha256/{sha[:2]}/{sha}")
         t = time.perf_counter()
         store.put_file("blobs/y", src)
         times["unknown"].append(time.perf_counter() - t)
@@ -93,6 +99,7 @@ def bench_upload(client: Any, bucket: str, src: Path, repeat: int) -> dict[str, 
     for name, label in (
         ("plain", "plain_boto3_upload_file"),
         ("known", "modeltrack_put_file_sha_known"),
+        ("addressed", "modeltrack_put_file_content_addressed_key"),
         ("unknown", "modeltrack_put_file_staged_copy"),
         ("e2e", "modeltrack_log_artifact_finish"),
     ):

@@ -133,6 +133,28 @@ def test_put_file_hashes_while_uploading_and_leaves_no_staging_object(
     assert not s3_server.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
 
 
+def test_a_content_addressed_key_goes_up_once_and_only_if_it_matches(
+    s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELTRACK_S3_PART_SIZE", "5")
+    uri = s3_server.new_store_uri()
+    store = S3Store.from_uri(uri)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(11 * 1024 * 1024))
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    copies: list[Any] = []
+    monkeypatch.setattr(store.transfer_client, "copy_object", lambda **kw: copies.append(kw))
+    store.put_file(f"blobs/sha256/{sha[:2]}/{sha}", src)
+    assert not copies  # no staging, no server-side copy
+    assert store.head(f"blobs/sha256/{sha[:2]}/{sha}") == {"size": src.stat().st_size, "sha256": sha}
+    wrong = "0" * 64
+    with pytest.raises(StoreError, match="does not hash to the name"):
+        store.put_file(f"blobs/sha256/00/{wrong}", src)
+    bucket, prefix = bucket_and_prefix(uri)
+    assert objects(s3_server, uri) == [f"blobs/sha256/{sha[:2]}/{sha}"]
+    assert not s3_server.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
+
+
 def test_a_failed_part_aborts_the_upload_and_publishes_nothing(
     s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

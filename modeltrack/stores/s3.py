@@ -8,9 +8,10 @@ Guarantees, as on the local store:
 * ``create`` is ``PutObject`` with ``If-None-Match: *``; the server decides the race, so
   of many writers on many machines exactly one creates a key (412 ``PreconditionFailed``
   and 409 ``ConditionalRequestConflict`` both mean "taken").
-* ``put_file`` uploads with ``ChecksumAlgorithm=CRC32`` (the server checks every part),
-  records the file's SHA-256 in the object's metadata and compares size and checksum
-  afterwards.
+* ``put_file`` reads the file once: parallel multipart parts, each sent with a CRC32 the
+  server checks (``ChecksumAlgorithm=CRC32``), the file's SHA-256 recorded in the object's
+  metadata (hashed on the way when not given, through a staging key and a server-side
+  copy); nothing is read back to verify. A failed upload is aborted.
 
 Credentials, region and endpoint come from the standard AWS configuration (environment,
 ``~/.aws/config``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``…); modeltrack never writes them.
@@ -110,12 +111,10 @@ _WRITES = ("write", "create", "delete", "upload")
 #: (under ``blobs/`` so that gc removes one a killed process left, never named like a blob)
 STAGING = "blobs/staging"
 _COPY_MAX = 5 * 1024**3  # the largest object one CopyObject copies
-#: part size when MODELTRACK_S3_PART_SIZE is not set: large enough for throughput (few
-#: requests, each long enough to fill the pipe), small enough to keep several in flight
-_AUTO_PART = 16 * 1024 * 1024
 #: most bytes of one upload held in memory at once (parts read, not yet sent)
 _IN_FLIGHT = 256 * 1024 * 1024
 _MAX_PARTS = 10000
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
@@ -142,9 +141,9 @@ def _client_key() -> tuple[Any, ...]:
 
 
 def _part_size(size: int) -> int:
-    """The part size for a file of ``size`` bytes: ``MODELTRACK_S3_PART_SIZE`` when set,
-    else 16 MiB; grown when S3's 10,000-part limit needs it."""
-    part = config.s3_part_size() if os.environ.get("MODELTRACK_S3_PART_SIZE") else _AUTO_PART
+    """The part size for a file of ``size`` bytes: ``MODELTRACK_S3_PART_SIZE`` (16 MiB),
+    grown when S3's 10,000-part limit needs it."""
+    part = config.s3_part_size()
     return max(part, -(-size // _MAX_PARTS))
 
 
@@ -752,9 +751,10 @@ class S3Store(Store):
         the server checks, so nothing is read again to verify. The SHA-256 is stored as the
         object's ``sha256`` metadata, which S3 only takes when an upload starts: when it is
         known in advance (the spool hashed its copy) the upload completes straight to
-        ``key``; otherwise it goes to a staging key (``blobs/staging/…``, never named like
-        a blob) and is copied server-side to ``key`` with the hash, then the staging object
-        is deleted. A failed upload is aborted (its parts are dropped) and its staging
+        ``key``, and so it does for a content-addressed key (named by its SHA-256, as blobs
+        are), whose upload is completed only if the bytes hash to the name; otherwise it
+        goes to a staging key (``blobs/staging/…``, never named like a blob) and is copied
+        server-side to ``key`` with the hash, then the staging object is deleted. A failed upload is aborted (its parts are dropped) and its staging
         object deleted; what a killed process left is invisible (an unfinished multipart
         upload) or an unreferenced staging object that ``gc`` removes after its grace period.
 
@@ -789,6 +789,12 @@ class S3Store(Store):
             if sha256 is not None:
                 self._multipart(self._k(key), path, size, part, sha256, progress)
                 return
+            named = key.rsplit("/", 1)[-1]
+            if _SHA256_HEX.fullmatch(named):
+                # A content-addressed key names its hash: upload straight to it, hashing on
+                # the way, and complete the upload only if the bytes match the name.
+                self._multipart(self._k(key), path, size, part, None, progress, expect=named)
+                return
             staging = self._k(f"{STAGING}/{uuid.uuid4().hex}")
             digest = self._multipart(staging, path, size, part, None, progress)
             try:
@@ -809,6 +815,8 @@ class S3Store(Store):
         part: int,
         sha256: str | None,
         progress: Callable[[int], None] | None,
+        *,
+        expect: str | None = None,
     ) -> str:
         """Upload ``path`` to ``s3key`` in parts of ``part`` bytes, several at once; returns
         the SHA-256 (``sha256`` if given, else computed from the bytes as they are sent).
@@ -819,7 +827,8 @@ class S3Store(Store):
         """
         client = self.transfer_client
         workers = max(1, min(config.s3_concurrency(), -(-size // part), _IN_FLIGHT // part))
-        meta = {"Metadata": {"sha256": sha256}} if sha256 is not None else {}
+        claimed = sha256 or expect
+        meta = {"Metadata": {"sha256": claimed}} if claimed is not None else {}
         upload_id = client.create_multipart_upload(
             Bucket=self.bucket, Key=s3key, ChecksumAlgorithm=self.CHECKSUM_ALGORITHM, **meta
         )["UploadId"]
@@ -850,6 +859,12 @@ class S3Store(Store):
                     fut.add_done_callback(done)
                     futures.append(fut)
             parts = [fut.result() for fut in futures]  # the first failure is raised here
+            if expect is not None and hasher is not None and hasher.hexdigest() != expect:
+                raise StoreError(
+                    f"{path} does not hash to the name of {self.uri}/{s3key.rsplit('/', 1)[-1]} (SHA-256 "
+                    f"{hasher.hexdigest()[:12]}…); nothing was published",
+                    uri=self.uri,
+                )
             if sent != size:
                 raise StoreError(
                     f"{path} changed size while it was uploaded to {self.uri} ({size} bytes, then {sent}); "
