@@ -235,7 +235,7 @@ class Work:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - a warning and info.not_recorded, never the user's crash
             reason = f"{type(exc).__name__}: {exc}"[:500]
-            self.version._not_recorded.append({"path": path, "kind": kind, "reason": reason})
+            self.version.note_not_recorded(path, kind, reason)
             self.problems.append((exc, f"{what} of {self.version.ref} (not recorded)"))
             if not config.strict():
                 self.surface()

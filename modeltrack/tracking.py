@@ -51,6 +51,12 @@ from .stores.base import file_sha256
 
 _ACTIVE: set[Version] = set()  # kept alive until finished, so exit can finish them
 _ACTIVE_LOCK = threading.Lock()
+#: a version's background writer starts this long after start() (a short version never needs one)
+WRITER_DELAY = 0.2
+_DEFERRED: list[Version] = []  # versions whose writer has not started yet
+_DEFERRED_COND = threading.Condition()
+_STARTER: threading.Thread | None = None
+_ENV_WARM = False  # an environment was captured in this process: later ones read caches (fast)
 _FLOATS = frozenset({float})
 _STRS = frozenset({str})
 _hooks_installed = False
@@ -162,6 +168,7 @@ class Version:
         self._last_beat = time.monotonic()  # the claim counts as the first beat
         self._claim: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
+        self._born = time.monotonic()
         self._env_thread = threading.Thread(
             target=self._capture_in_background, name=f"modeltrack-env-v{number}", daemon=True
         )
@@ -891,8 +898,10 @@ class Version:
             report(exc, f"heartbeat of {self.ref}")
 
     def _capture_in_background(self) -> None:
+        global _ENV_WARM
         try:
             self._capture_environment()
+            _ENV_WARM = True
         except Exception as exc:  # noqa: BLE001 - capture must never fail a run
             warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
 
@@ -1095,6 +1104,11 @@ class Version:
         else:
             self.fail(exc)
 
+    def note_not_recorded(self, path: str, kind: str, reason: str) -> None:
+        """Say that ``path`` (an artifact of ``kind``, or a group of metrics) could not be
+        recorded and why; listed under ``info.not_recorded`` when the version ends."""
+        self._not_recorded.append({"path": path, "kind": kind, "reason": reason})
+
     def evaluate(
         self,
         metrics: Mapping[str, Any],
@@ -1137,6 +1151,36 @@ def _as_store_error(exc: BaseException, path: object) -> BaseException:
     return StoreError(f"cannot store {path}: {exc.strerror or exc}")
 
 
+def _defer_writer(v: Version) -> None:
+    """Start ``v``'s background writer :data:`WRITER_DELAY` seconds from now, from one
+    process-wide starter thread: creating versions in a loop never waits for a thread to
+    start, and one that ends sooner needs none (``finish`` publishes everything itself)."""
+    global _STARTER
+    with _DEFERRED_COND:
+        _DEFERRED.append(v)
+        if _STARTER is None or not _STARTER.is_alive():  # also after a fork
+            _STARTER = threading.Thread(target=_start_writers, name="modeltrack-writers", daemon=True)
+            _STARTER.start()
+        _DEFERRED_COND.notify()
+
+
+def _start_writers() -> None:
+    while True:
+        with _DEFERRED_COND:
+            while not _DEFERRED:
+                _DEFERRED_COND.wait()
+            wait = _DEFERRED[0]._born + WRITER_DELAY - time.monotonic()
+            if wait > 0:
+                _DEFERRED_COND.wait(wait)
+                continue
+            v = _DEFERRED.pop(0)
+        if not v._stop.is_set():  # finish() ran meanwhile: it published everything itself
+            try:
+                v._thread.start()
+            except RuntimeError:  # interpreter shutting down
+                return
+
+
 def start(
     model: str | None = None,
     params: Mapping[str, Any] | None = None,
@@ -1176,11 +1220,14 @@ def start(
     _install_hooks()
     with _ACTIVE_LOCK:
         _ACTIVE.add(v)
-    v._thread.start()
+    _defer_writer(v)
     from .capture.seeds import randomness
 
     v._seeds = randomness()  # here: Keras keeps its seed per thread
-    v._env_thread.start()
+    if _ENV_WARM:
+        v._capture_in_background()  # cached by capture.env: re-read only what changed (sub-millisecond)
+    else:
+        v._env_thread.start()  # the first capture of a process scans packages and git: off this thread
     if params:
         v.log_params(params)
     if framework:

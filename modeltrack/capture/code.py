@@ -22,6 +22,7 @@ Standard library only; never raises.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -45,7 +46,9 @@ def reproduces(model: str) -> str | None:
     return ref[:300]
 
 
+@functools.lru_cache(maxsize=1)
 def _excluded_prefixes() -> list[Path]:
+    """The interpreter's and modeltrack's own directories (fixed for the process)."""
     out = set()
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
         out.add(Path(p).resolve())
