@@ -506,3 +506,15 @@ def test_server_ignoring_conditional_writes_is_refused(s3_server, monkeypatch: p
         store.create("models/m/versions/1/claim.json", b"{}")
     assert not store.exists("models/m/versions/1/claim.json")
     assert list(store.walk("blobs")) == []
+
+
+def test_gc_removes_a_staging_object_a_killed_upload_left(s3_server: Any) -> None:
+    uri = s3_server.new_store_uri()
+    mt.start("m", store=uri).finish()
+    store = open_store(uri)
+    store.write("blobs/staging/0123abcd", b"half a copy")  # what a process killed mid-copy leaves
+    assert mt.gc(store=uri, grace_seconds=3600)["deleted_blobs"] == 0  # young: kept for its grace period
+    assert store.exists("blobs/staging/0123abcd")
+    mt.gc(store=uri, grace_seconds=0)
+    assert not store.exists("blobs/staging/0123abcd")
+    assert mt.verify(store=uri)["ok"]
