@@ -68,6 +68,11 @@ from .refs import Ref, check_alias_name, check_model_name, parse_ref
 from .secrets import scrub_text
 from .stores import FORMAT_KEY, FORMAT_VERSION, Store, open_store
 
+#: per (store, model): the number after the last one this process claimed. Claims are never
+#: removed and a new number is always above every claimed one, so it is the next free number
+#: unless another writer took it (then the claim fails and the numbers above are tried).
+_NEXT_NUMBER: dict[tuple[str, str], int] = {}
+
 
 class Repo:
     """A store seen as models, versions and aliases.
@@ -171,10 +176,20 @@ class Repo:
         """Claim the next version number atomically (create-if-absent, retry on conflict)."""
         check_model_name(model)
         self.check_format(create=True)
-        existing = self.version_numbers(model, include_deleted=True)
-        number = (existing[-1] if existing else 0) + 1
+        key = (self.store.uri, model)
+        number = _NEXT_NUMBER.get(key, 0)
+        if (
+            not number
+            or not self.store.exists(vkey(model, number - 1, "claim.json"))
+            or self.store.occupied(vkey(model, number))
+        ):
+            # No hint, our last claim is gone (a new store at the same place), or the hint's folder
+            # is taken (a half-claimed number is never reused): list them all.
+            existing = self.version_numbers(model, include_deleted=True)
+            number = (existing[-1] if existing else 0) + 1
         while True:
             if self.store.create_json(vkey(model, number, "claim.json"), {**claim, "version": number}):
+                _NEXT_NUMBER[key] = number + 1  # this process's next try: no listing while it stays free
                 return number
             number += 1
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +268,23 @@ def test_metrics_are_flushed_in_background(any_store: str, monkeypatch: pytest.M
     assert repo.series("m", 1)["loss"]["value"] == [0.5]
     assert mt.show("m@v1", store=any_store)["status"] == "running"
     v.finish()
+
+
+def test_numbers_stay_max_plus_one_with_the_allocation_hint(tmp_path: Path) -> None:
+    import shutil
+
+    store = str(tmp_path / "store")
+    for _ in range(3):
+        with mt.start("hint", store=store):
+            pass
+    other = subprocess.run(
+        [sys.executable, "-c", f"import modeltrack as mt; mt.start('hint', store={store!r}).finish()"], check=True
+    )
+    assert other.returncode == 0
+    with mt.start("hint", store=store) as v:  # the hint (4) was taken by the other process
+        pass
+    assert v.number == 5
+    shutil.rmtree(store)  # a new store at the same place starts again at 1
+    with mt.start("hint", store=store) as v:
+        pass
+    assert v.number == 1

@@ -84,6 +84,11 @@ class Store(ABC):
     def list(self, prefix: str) -> list[str]:
         """Names of the direct children of ``prefix`` (empty if none)."""
 
+    def occupied(self, prefix: str) -> bool:
+        """Whether anything is stored under ``prefix``, half-written files of a killed writer
+        included (a backend whose listings skip those overrides this)."""
+        return bool(self.list(prefix))
+
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether ``key`` holds a value."""

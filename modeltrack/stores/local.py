@@ -148,6 +148,9 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._str(key))
 
+    def occupied(self, prefix: str) -> bool:
+        return os.path.lexists(self._str(prefix))  # temporary files count: listings skip them
+
     def list(self, prefix: str) -> list[str]:
         path = self._path(prefix) if prefix else self.root
         try:
