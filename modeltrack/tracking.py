@@ -56,7 +56,7 @@ WRITER_DELAY = 0.2
 _DEFERRED: list[Version] = []  # versions whose writer has not started yet
 _DEFERRED_COND = threading.Condition()
 _STARTER: threading.Thread | None = None
-_ENV_WARM = False  # an environment was captured in this process: later ones read caches (fast)
+_ENV_WARM = -1  # len(sys.modules) at the last environment capture of this process (-1: none yet)
 _FLOATS = frozenset({float})
 _STRS = frozenset({str})
 _hooks_installed = False
@@ -900,8 +900,9 @@ class Version:
     def _capture_in_background(self) -> None:
         global _ENV_WARM
         try:
+            modules = len(sys.modules)
             self._capture_environment()
-            _ENV_WARM = True
+            _ENV_WARM = modules
         except Exception as exc:  # noqa: BLE001 - capture must never fail a run
             warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
 
@@ -1224,10 +1225,10 @@ def start(
     from .capture.seeds import randomness
 
     v._seeds = randomness()  # here: Keras keeps its seed per thread
-    if _ENV_WARM:
-        v._capture_in_background()  # cached by capture.env: re-read only what changed (sub-millisecond)
+    if _ENV_WARM == len(sys.modules):
+        v._capture_in_background()  # nothing new imported: capture.env's caches answer (sub-millisecond)
     else:
-        v._env_thread.start()  # the first capture of a process scans packages and git: off this thread
+        v._env_thread.start()  # the first capture, or new modules to look through: off this thread
     if params:
         v.log_params(params)
     if framework:
