@@ -373,7 +373,13 @@ class GCSStore(FsspecStore):
     def _make_fs(self) -> Any:
         # gcsfs.core's class, not the package's default: that one first asks a gRPC endpoint
         # whether the bucket is zonal, which costs a minute against anything but Google.
+        import logging
+
         from gcsfs.core import GCSFileSystem
+
+        # gcsfs logs a traceback for every request it gives up on; the error itself reaches
+        # the caller as one StoreError line. (Handlers the application configures still get it.)
+        logging.getLogger("gcsfs").addHandler(logging.NullHandler())
 
         kwargs: dict[str, Any] = {}
         if os.environ.get("STORAGE_EMULATOR_HOST"):
