@@ -101,3 +101,9 @@ def test_missing_bucket_is_one_clear_error(cloud: Any) -> None:
     with pytest.raises(StoreError) as err:
         store.check_writable()
     assert "\n" not in str(err.value)
+
+
+def test_a_missing_local_file_is_named(cloud: Any, tmp_path: Path) -> None:
+    store = open_store(cloud.new_store_uri())
+    with pytest.raises(StoreError, match="local file"):
+        store.put_file("blobs/x", tmp_path / "missing.bin")

@@ -134,6 +134,13 @@ class FsspecStore(Store):
         except (KeyNotFound, StoreError):
             raise
         except FileNotFoundError as exc:
+            local = getattr(exc, "filename", None)
+            if op in ("upload", "download") and local and os.path.isabs(str(local)):
+                raise StoreError(
+                    f"{op} of {where} failed on the local file {local} ({exc.strerror or exc}); check that it "
+                    f"exists and the disk has room",
+                    uri=self.uri,
+                ) from exc
             if op in ("read", "download", "check"):
                 raise KeyNotFound(key) from exc
             raise StoreError(
@@ -141,7 +148,10 @@ class FsspecStore(Store):
                 f"{self._endpoint()}; create it or fix the store URI",
                 uri=self.uri,
             ) from exc
-        except PermissionError as exc:
+        except OSError as exc:
+            # gcsfs answers a 403 with OSError("Forbidden: …"), adlfs with PermissionError.
+            if not (isinstance(exc, PermissionError) or str(exc).startswith("Forbidden")):
+                raise self._unavailable(exc, op, where) from exc
             if op in _WRITES:
                 raise StoreNotWritableError(
                     f"access denied writing {where} ({exc}); the credentials in use may not write under {self.uri}/",
@@ -151,12 +161,15 @@ class FsspecStore(Store):
         except (ImportError, NotImplementedError):
             raise
         except Exception as exc:  # every SDK error becomes a StoreError
-            text = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise StoreUnavailableError(
-                f"{self._endpoint()} failed {op} of {where} ({type(exc).__name__}: {text}); retry later — a running "
-                f"training keeps its data in the spool, `modeltrack sync` uploads it",
-                uri=self.uri,
-            ) from exc
+            raise self._unavailable(exc, op, where) from exc
+
+    def _unavailable(self, exc: BaseException, op: str, where: str) -> StoreUnavailableError:
+        text = " ".join(str(exc).split())[:300] or type(exc).__name__
+        return StoreUnavailableError(
+            f"{self._endpoint()} failed {op} of {where} ({type(exc).__name__}: {text}); retry later — a running "
+            f"training keeps its data in the spool, `modeltrack sync` uploads it",
+            uri=self.uri,
+        )
 
     # ------------------------------------------------------------------ the contract
     def read(self, key: str) -> bytes:
@@ -407,19 +420,29 @@ class AzureStore(FsspecStore):
     def _make_fs(self) -> Any:
         from adlfs import AzureBlobFileSystem
 
-        return AzureBlobFileSystem(
+        fs = AzureBlobFileSystem(
             skip_instance_cache=True,
             use_listings_cache=False,
             connection_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
         )
+        # The Azure SDK's default retries wait 15 s, then 18 s, then 24 s: 80 s before a dead
+        # endpoint is an error. adlfs does not pass retry settings on, so the policy object
+        # of its client is tuned in place (2 retries, 1 s then 2 s), where it has that shape.
+        policy = getattr(getattr(getattr(fs, "service_client", None), "_config", None), "retry_policy", None)
+        if policy is not None and hasattr(policy, "initial_backoff") and hasattr(policy, "increment_base"):
+            policy.initial_backoff, policy.increment_base = 1, 2
+            for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+                if isinstance(getattr(policy, name, None), int):
+                    setattr(policy, name, min(getattr(policy, name), 2))
+        return fs
 
     def _touch_metadata(self) -> dict[str, str]:
         # Azure replaces the whole metadata; adlfs marks its files with is_directory=false.
         return {"is_directory": "false", **super()._touch_metadata()}
 
     def _endpoint(self) -> str:
-        fs = self._fs
-        url = getattr(fs, "account_url", None) if fs is not None else None
+        client = getattr(self._fs, "service_client", None)
+        url = str(getattr(client, "url", "") or "").split("?", 1)[0]  # never a SAS token
         name = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
-        return str(url or (f"https://{name}.blob.core.windows.net" if name else "Azure Blob Storage"))
+        return url.rstrip("/") or (f"https://{name}.blob.core.windows.net" if name else "Azure Blob Storage")
