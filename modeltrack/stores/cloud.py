@@ -219,8 +219,10 @@ class FsspecStore(Store):
                 return True
             except FileExistsError:
                 pass
-        # Taken, or an SDK retry after a first attempt that created it and lost the answer:
-        # the value (a claim with pid and microsecond time) tells.
+        # Taken, or an SDK retry after a first attempt that created it and lost the answer
+        # (the SDKs do not say which): the value tells. Every value modeltrack creates is
+        # unique (a claim carries pid and microsecond time, events a random name), so only
+        # this call's own first attempt can have left exactly these bytes.
         try:
             return self.read(key) == data
         except KeyNotFound:
