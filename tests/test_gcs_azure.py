@@ -107,3 +107,40 @@ def test_a_missing_local_file_is_named(cloud: Any, tmp_path: Path) -> None:
     store = open_store(cloud.new_store_uri())
     with pytest.raises(StoreError, match="local file"):
         store.put_file("blobs/x", tmp_path / "missing.bin")
+
+
+@pytest.mark.parametrize("fault", ["refuse", "500"])
+def test_azure_outage_is_one_bounded_store_unavailable_error(
+    azurite: Any, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """With the retries modeltrack sets, a dead or failing Azure endpoint is an error within
+    seconds, one line, naming the endpoint. Not run here: a black hole (3 attempts × the
+    20 s read timeout, ~1 min) and GCS (gcsfs's fixed 6 retries take ~35 s)."""
+    import time
+    from urllib.parse import urlparse
+
+    from faultproxy import FaultProxy
+
+    from modeltrack.errors import StoreUnavailableError
+
+    port = urlparse(azurite.endpoint).port
+    proxy = FaultProxy(("127.0.0.1", int(port or 0)))
+    try:
+        conn = azurite.env["AZURE_STORAGE_CONNECTION_STRING"].replace(
+            azurite.endpoint, f"{proxy.endpoint}/devstoreaccount1"
+        )
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
+        uri = azurite.new_store_uri()
+        open_store(uri).write("k", b"v")
+        proxy.mode = fault
+        store = open_store(uri)
+        t = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as err:
+            store.read("k")
+        took = time.monotonic() - t
+        assert "\n" not in str(err.value) and proxy.endpoint in str(err.value)
+        assert took < 30, took
+        proxy.mode = "pass"
+        assert open_store(uri).read("k") == b"v"
+    finally:
+        proxy.close()

@@ -45,9 +45,11 @@ from .base import Store, check_key
 _CHECKED: set[tuple[str, str]] = set()
 _CHECKED_LOCK = threading.Lock()
 _WRITES = ("write", "create", "delete", "upload")
-#: seconds to wait for a connection and for an answer (the SDKs retry on their own)
+#: seconds to wait for a connection and for an answer (the SDKs retry on their own): per
+#: socket read on Azure, per request (a whole upload chunk) on GCS
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
+AZURE_READ_TIMEOUT = 20
 
 
 class FsspecStore(Store):
@@ -426,7 +428,7 @@ class AzureStore(FsspecStore):
             skip_instance_cache=True,
             use_listings_cache=False,
             connection_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT,
+            read_timeout=AZURE_READ_TIMEOUT,
         )
         # The Azure SDK's default retries wait 15 s, then 18 s, then 24 s: 80 s before a dead
         # endpoint is an error. adlfs does not pass retry settings on, so the policy object
