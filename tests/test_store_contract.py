@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS
 
 from modeltrack.errors import KeyNotFound
 from modeltrack.stores import open_store
 
+# conftest's backends (not imported: tests/integrations has a conftest module of the same name)
+BACKENDS = ["local", "memory", *(["s3"] if os.environ.get("MODELTRACK_TEST_S3", "1") != "0" else [])]
 CLOUD = ["gcs", "azure"] if os.environ.get("MODELTRACK_TEST_CLOUD", "1") != "0" else []
 
 
