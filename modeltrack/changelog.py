@@ -140,19 +140,13 @@ def changelog_entry(
         the previous version has none (unknown rather than wrong).
     """
     prev = repo.previous_finished(model, number)
+    key = (repo.store.uri, model)
     if prev is None:
+        _RECENT[key] = (number, _summary(model, number, final, environment, "1.0.0"))
         return None, "1.0.0"
-    pv = repo.version((model, prev), series=False)
-    me = {
-        "model": model,
-        "version": number,
-        "params": final["params"],
-        "data": final["data"],
-        "metrics": {k: {"last": v["last"]} for k, v in final["metrics"].items()},
-        "environment": environment,
-        "info": final.get("info", {}),
-        "framework": final.get("framework"),
-    }
+    recent = _RECENT.get(key)
+    pv = recent[1] if recent is not None and recent[0] == prev else repo.version((model, prev), series=False)
+    me = _summary(model, number, final, environment, None)
     d = diff_records(pv, me)
     part = semver_bump(d)
     changes = {
@@ -161,7 +155,30 @@ def changelog_entry(
         **{k: d[k] for k in ("params", "data", "code", "architecture")},
         "packages": d["packages"],
     }
-    return changes, (bump_label(pv["label"], part) if pv.get("label") else None)
+    label = bump_label(pv["label"], part) if pv.get("label") else None
+    _RECENT[key] = (number, {**me, "label": label})
+    return changes, label
+
+
+#: per (store, model): the version this process last finished and what its changelog needs of
+#: it, so the next version's changelog does not read it back (versions are immutable)
+_RECENT: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+
+
+def _summary(
+    model: str, number: int, final: dict[str, Any], environment: dict[str, Any], label: str | None
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "version": number,
+        "params": final["params"],
+        "data": final["data"],
+        "metrics": {k: {"last": v["last"]} for k, v in final["metrics"].items()},
+        "environment": environment,
+        "info": final.get("info", {}),
+        "framework": final.get("framework"),
+        "label": label,
+    }
 
 
 __all__ = ["bump_label", "changelog_entry", "diff_records", "semver_bump"]
