@@ -108,6 +108,10 @@ def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") or part == "__pycache__" for part in rel.parts[:-1])
 
 
+#: module name -> (its __file__, resolved): later code records resolve only new modules
+_RESOLVED: dict[str, tuple[str, Path]] = {}
+
+
 def _local_modules(root: Path) -> list[Path]:
     excluded = [p for p in _excluded_prefixes() if not _under(root, p) or p == root]
     found: set[Path] = set()
@@ -117,10 +121,15 @@ def _local_modules(root: Path) -> list[Path]:
         f = getattr(module, "__file__", None)
         if not f or not str(f).endswith(".py"):
             continue
-        try:
-            path = Path(f).resolve()
-        except (OSError, RuntimeError):
-            continue
+        seen = _RESOLVED.get(name)
+        if seen is not None and seen[0] == f:
+            path = seen[1]  # resolved before: a framework imports thousands of modules
+        else:
+            try:
+                path = Path(f).resolve()
+            except (OSError, RuntimeError):
+                continue
+            _RESOLVED[name] = (f, path)
         if not _under(path, root) or any(_under(path, p) and p != root for p in excluded):
             continue
         found.add(path)
