@@ -109,7 +109,9 @@ def _hidden(rel: Path) -> bool:
 
 
 #: module name -> (its __file__, resolved): later code records resolve only new modules
-_RESOLVED: dict[str, tuple[str, Path]] = {}
+#: (root, module name) -> (its __file__, its path when it is local code under root, else None):
+#: a framework imports thousands of modules; each is looked at once per process
+_LOCAL: dict[tuple[Path, str], tuple[str, Path | None]] = {}
 
 
 def _local_modules(root: Path) -> list[Path]:
@@ -121,18 +123,16 @@ def _local_modules(root: Path) -> list[Path]:
         f = getattr(module, "__file__", None)
         if not f or not str(f).endswith(".py"):
             continue
-        seen = _RESOLVED.get(name)
-        if seen is not None and seen[0] == f:
-            path = seen[1]  # resolved before: a framework imports thousands of modules
-        else:
+        seen = _LOCAL.get((root, name))
+        if seen is None or seen[0] != f:
             try:
-                path = Path(f).resolve()
+                resolved = Path(f).resolve()
             except (OSError, RuntimeError):
                 continue
-            _RESOLVED[name] = (f, path)
-        if not _under(path, root) or any(_under(path, p) and p != root for p in excluded):
-            continue
-        found.add(path)
+            local = _under(resolved, root) and not any(_under(resolved, p) and p != root for p in excluded)
+            seen = _LOCAL[(root, name)] = (f, resolved if local else None)
+        if seen[1] is not None:
+            found.add(seen[1])
     return sorted(found)
 
 
