@@ -136,14 +136,15 @@ def _local_modules(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def _untracked(root: Path) -> set[Path] | None:
-    """Untracked, not ignored files of the work tree at ``root`` (None if git fails)."""
+def run_git(args: list[str], cwd: str | os.PathLike[str]) -> str | None:
+    """``git ARGS`` in ``cwd``: its output, or None when git is missing, fails or hangs (10 s).
+    Never takes optional locks (a capture must not disturb the user's own git commands)."""
     import subprocess
 
     try:
         res = subprocess.run(
-            ["git", "ls-files", "--others", "--exclude-standard", "-z"],
-            cwd=root,
+            ["git", *args],
+            cwd=cwd,
             capture_output=True,
             timeout=10,
             check=False,
@@ -153,7 +154,15 @@ def _untracked(root: Path) -> set[Path] | None:
         return None
     if res.returncode != 0:
         return None
-    return {(root / p).resolve() for p in res.stdout.decode("utf-8", "replace").split("\0") if p}
+    return res.stdout.decode("utf-8", "replace")
+
+
+def _untracked(root: Path) -> set[Path] | None:
+    """Untracked, not ignored files of the work tree at ``root`` (None if git fails)."""
+    out = run_git(["ls-files", "--others", "--exclude-standard", "-z"], root)
+    if out is None:
+        return None
+    return {(root / p).resolve() for p in out.split("\0") if p}
 
 
 def describe(git: dict[str, Any] | None, cwd: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -266,20 +265,9 @@ def command() -> list[str]:
 
 
 def _git(args: list[str], cwd: str) -> str | None:
-    try:
-        res = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            timeout=10,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if res.returncode != 0:
-        return None
-    return res.stdout.decode("utf-8", "replace")
+    from .code import run_git
+
+    return run_git(args, cwd)
 
 
 def git_info(cwd: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
