@@ -186,6 +186,7 @@ class _ModelTrackCallback(Member):
         self._own_save = False
         self._tmpdir: str | None = None
         self._pending_params: list[dict[str, Any]] = []
+        self._pending_config: str | None = None  # a LightningCLI config sent to log_hyperparams
         self._resume: dict[str, Any] | None = None
         self._data_done: set[str] = set()
         self._delivered: set[str] = set()  # names Lightning handed its loggers in this fit
@@ -454,7 +455,7 @@ class _ModelTrackCallback(Member):
 
     def _log_cli_config(self, trainer: Trainer) -> None:
         """The LightningCLI config (``SaveConfigCallback``'s parser and config), as ``config.yaml``."""
-        text = getattr(self, "_pending_config", None)
+        text = self._pending_config
         for cb in getattr(trainer, "callbacks", ()):
             if text is None and any(c.__name__ == "SaveConfigCallback" for c in type(cb).__mro__):
                 text = cb.parser.dump(cb.config, skip_none=False)

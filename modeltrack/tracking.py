@@ -56,7 +56,7 @@ WRITER_DELAY = 0.2
 _DEFERRED: list[Version] = []  # versions whose writer has not started yet
 _DEFERRED_COND = threading.Condition()
 _STARTER: threading.Thread | None = None
-_ENV_WARM = -1  # len(sys.modules) at the last environment capture of this process (-1: none yet)
+_ENV_MODULES = -1  # len(sys.modules) at the last environment capture of this process (-1: none yet)
 _FLOATS = frozenset({float})
 _STRS = frozenset({str})
 _hooks_installed = False
@@ -898,11 +898,11 @@ class Version:
             report(exc, f"heartbeat of {self.ref}")
 
     def _capture_in_background(self) -> None:
-        global _ENV_WARM
+        global _ENV_MODULES
         try:
             modules = len(sys.modules)
             self._capture_environment()
-            _ENV_WARM = modules
+            _ENV_MODULES = modules
         except Exception as exc:  # noqa: BLE001 - capture must never fail a run
             warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
 
@@ -1225,7 +1225,7 @@ def start(
     from .capture.seeds import randomness
 
     v._seeds = randomness()  # here: Keras keeps its seed per thread
-    if _ENV_WARM == len(sys.modules):
+    if _ENV_MODULES == len(sys.modules):
         v._capture_in_background()  # nothing new imported: capture.env's caches answer (sub-millisecond)
     else:
         v._env_thread.start()  # the first capture, or new modules to look through: off this thread
