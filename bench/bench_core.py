@@ -118,6 +118,12 @@ def bench_versions(tmp: Path, count: int) -> None:
     import modeltrack as mt
 
     store = str(tmp / "mt-versions")
+    # The process's first version scans the installed packages (~0.1-0.4 s, cached on disk
+    # under MODELTRACK_CACHE afterwards): shown on its own row, then the steady rate.
+    t = time.perf_counter()
+    with mt.start("bench-versions", store=store, params={"i": -1}) as v:
+        v.log_metrics({"loss": 1.0}, epoch=0)
+    ours_first = time.perf_counter() - t
     t = time.perf_counter()
     for i in range(count):
         with mt.start("bench-versions", store=store, params={"i": i}) as v:
@@ -126,11 +132,14 @@ def bench_versions(tmp: Path, count: int) -> None:
     t = time.perf_counter()
     rows = mt.versions("bench-versions", store=store)
     ours_list = time.perf_counter() - t
-    assert len(rows) == count
+    assert len(rows) == count + 1
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow-reg.db'}")
     client = mlflow.MlflowClient()
     client.create_registered_model("bench-versions")
+    t = time.perf_counter()
+    client.create_model_version("bench-versions", source=f"{tmp}/artifacts/first")
+    theirs_first = time.perf_counter() - t
     t = time.perf_counter()
     for i in range(count):
         client.create_model_version("bench-versions", source=f"{tmp}/artifacts/{i}")
@@ -145,15 +154,21 @@ def bench_versions(tmp: Path, count: int) -> None:
         if not token:
             break
     theirs_list = time.perf_counter() - t
-    assert len(found) == count
+    assert len(found) == count + 1
     row(
-        f"versions created/s ({count}, start+finish vs create_model_version)",
+        "first version of a process (cold package scan)",
+        f"{ours_first * 1000:.0f} ms",
+        f"{theirs_first * 1000:.0f} ms",
+        "",
+    )
+    row(
+        f"versions created/s ({count} after the first, start+finish vs create_model_version)",
         f"{ours_create:,.0f}/s",
         f"{theirs_create:,.0f}/s",
         f"{ours_create / theirs_create:.1f}x",
     )
     row(
-        f"list {count} versions",
+        f"list {count + 1} versions",
         f"{ours_list * 1000:.0f} ms",
         f"{theirs_list * 1000:.0f} ms",
         f"{theirs_list / ours_list:.1f}x faster",

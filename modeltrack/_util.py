@@ -58,9 +58,16 @@ def _proc_start(pid: int) -> str | None:
 
 
 def process_identity() -> dict[str, Any]:
-    """Who is writing: host, boot, pid and the pid's start time (guards against pid reuse)."""
+    """Who is writing: host, boot, pid and the pid's start time (guards against pid reuse).
+    Read once per process (a fork is a new process: the pid tells)."""
+    global _IDENTITY
     pid = os.getpid()
-    return {"host": hostname(), "boot_id": _boot_id(), "pid": pid, "pid_start": _proc_start(pid)}
+    if _IDENTITY is None or _IDENTITY["pid"] != pid:
+        _IDENTITY = {"host": hostname(), "boot_id": _boot_id(), "pid": pid, "pid_start": _proc_start(pid)}
+    return dict(_IDENTITY)
+
+
+_IDENTITY: dict[str, Any] | None = None
 
 
 def process_alive(ident: dict[str, Any]) -> bool | None:

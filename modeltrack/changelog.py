@@ -7,12 +7,15 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .capture.model import structure_changes
+from .layout import vkey
 
 if TYPE_CHECKING:
     from .repo import Repo
 
 
 def _changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    if a == b and not any(isinstance(v, float) and math.isnan(v) for v in a.values()):
+        return {"added": {}, "removed": {}, "changed": {}}
     added = {k: b[k] for k in b if k not in a}
     removed = {k: a[k] for k in a if k not in b}
     changed = {k: {"from": a[k], "to": b[k]} for k in a if k in b and a[k] != b[k] and not _both_nan(a[k], b[k])}
@@ -139,12 +142,20 @@ def changelog_entry(
         ``(changes, label)``: ``(None, "1.0.0")`` for a first version; the label is None when
         the previous version has none (unknown rather than wrong).
     """
-    prev = repo.previous_finished(model, number)
     key = (repo.store.uri, model)
+    recent = _RECENT.get(key)
+    if (
+        recent is not None
+        and recent[0] == number - 1
+        and repo.store.exists(vkey(model, number - 1, "final.json"))
+        and number - 1 not in repo.deleted(model)
+    ):
+        prev: int | None = number - 1  # finished by this process just before: no need to read it back
+    else:
+        prev = repo.previous_finished(model, number)
     if prev is None:
         _RECENT[key] = (number, _summary(model, number, final, environment, "1.0.0"))
         return None, "1.0.0"
-    recent = _RECENT.get(key)
     pv = recent[1] if recent is not None and recent[0] == prev else repo.version((model, prev), series=False)
     me = _summary(model, number, final, environment, None)
     d = diff_records(pv, me)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .errors import ModelTrackError
 
@@ -86,13 +87,20 @@ def actor() -> str:
         value = os.environ.get(name)
         if value:
             return value[:256]
-    import getpass
+    pid = os.getpid()
+    if _DEFAULT_ACTOR[0] != pid:
+        import getpass
 
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return f"{user}@{os.uname().nodename}"
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+        _DEFAULT_ACTOR[:] = [pid, f"{user}@{os.uname().nodename}"]
+    return str(_DEFAULT_ACTOR[1])
+
+
+#: [pid, user@host]: the default actor, looked up once per process
+_DEFAULT_ACTOR: list[Any] = [None, ""]
 
 
 def ui_token() -> str | None:

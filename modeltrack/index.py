@@ -38,6 +38,7 @@ _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 _LOCK = threading.Lock()
 _OPEN: dict[str, Index | None] = {}
+_DBS: dict[str, list[Any]] = {}  # database file -> [connection, its lock, indexes using it]
 _WARNED: set[str] = set()  # database files this process has warned about
 
 Stamp: TypeAlias = "str | int"
@@ -98,6 +99,9 @@ class Index:
         self.store_uri = store_uri
         self._lock = threading.Lock()
         self.db: Any = None
+        # Rows of versions this process just ended, written in batches (see put_later).
+        self._pending: list[tuple[str, list[tuple[int, dict[str, Any]]], Mapping[int, Stamp] | None]] = []
+        self._pending_since = 0.0
         try:
             self._connect()
         except Exception as exc:
@@ -107,6 +111,48 @@ class Index:
             _warn_once(path, f"the summary index {path} was damaged ({exc}); it was deleted and is rebuilt")
 
     def _connect(self) -> None:
+        """Use this process's connection to the database file, opening it if need be: every
+        store's index shares one (a process that lists many stores holds one file open)."""
+        with _LOCK:
+            shared = _DBS.get(self.path)
+            if shared is not None:
+                shared[2] += 1
+                self.db, self._lock = shared[0], shared[1]
+                return
+        db = self._open()
+        with _LOCK:
+            shared = _DBS.get(self.path)
+            if shared is not None:  # another thread opened it meanwhile
+                db.close()
+                shared[2] += 1
+                self.db, self._lock = shared[0], shared[1]
+                return
+            _DBS[self.path] = [db, self._lock, 1]
+            self.db = db
+
+    def _release(self, db: Any, *, drop: bool = False) -> None:
+        """Stop using ``db``; close it when no index uses it any more (``drop``: now, for all)."""
+        with _LOCK:
+            shared = _DBS.get(self.path)
+            if shared is None or shared[0] is not db:
+                return
+            shared[2] -= 1
+            if not drop and shared[2] > 0:
+                return
+            del _DBS[self.path]
+        try:
+            db.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def usable(self) -> bool:
+        """Whether this index still has an open connection (another index sharing it may
+        have found the database damaged and closed it)."""
+        db = self.db
+        shared = _DBS.get(self.path)  # a single look-up: callers may hold _LOCK
+        return db is not None and shared is not None and shared[0] is db
+
+    def _open(self) -> Any:
         import sqlite3
 
         parent = os.path.dirname(self.path)
@@ -125,7 +171,7 @@ class Index:
         except BaseException:
             db.close()
             raise
-        self.db = db
+        return db
 
     def _delete_files(self) -> bool:
         """Remove a damaged database file (only a plain file) and its journals."""
@@ -145,10 +191,7 @@ class Index:
             with self._lock:
                 db, self.db = self.db, None
             if db is not None:
-                try:
-                    db.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                self._release(db, drop=True)
                 self._delete_files()
             _warn_once(self.path, f"the summary index {self.path} is damaged ({exc}); listings read the store's files")
         else:
@@ -166,6 +209,7 @@ class Index:
         same stamp are returned; rows with another stamp are deleted, rows without one (or
         for versions ``stamps`` does not name) are left out.
         """
+        self.flush()
         db = self.db
         if db is None:
             return {}
@@ -232,11 +276,62 @@ class Index:
         except Exception as exc:  # noqa: BLE001
             self._failed(exc, "write")
 
+    def put_later(self, model: str, number: int, row: dict[str, Any], stamp: Stamp | None = None) -> None:
+        """:meth:`put_many` of one row, in a batch with others: written once
+        :data:`BATCH_ROWS` rows wait or the oldest has waited :data:`BATCH_SECONDS`, before
+        this process reads the index, and at exit. A row lost with its process (a kill) only
+        means that listing reads that version's files once more."""
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            if not self._pending:
+                self._pending_since = now
+                _BATCHING.add(self)
+            self._pending.append((model, [(number, row)], None if stamp is None else {number: stamp}))
+            due = len(self._pending) >= BATCH_ROWS or now - self._pending_since >= BATCH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows :meth:`put_later` holds."""
+        if not self._pending:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, []
+        by_model: dict[str, tuple[list[tuple[int, dict[str, Any]]], dict[int, Stamp]]] = {}
+        for model, rows, stamps in pending:
+            got = by_model.setdefault(model, ([], {}))
+            got[0].extend(rows)
+            got[1].update(stamps or {})
+        for model, (rows, stamps) in by_model.items():
+            self.put_many(model, rows, stamps=stamps)
+
     def close(self) -> None:
+        self.flush()
         with self._lock:
             db, self.db = self.db, None
         if db is not None:
-            db.close()
+            self._release(db)
+
+
+#: rows :meth:`Index.put_later` holds are written once this many wait, or the oldest this old (s)
+BATCH_ROWS = 64
+BATCH_SECONDS = 1.0
+_BATCHING: set[Index] = set()  # indexes that held rows back at some point: flushed at exit
+
+
+def _flush_at_exit() -> None:
+    for idx in list(_BATCHING):
+        try:
+            idx.flush()
+        except Exception:  # noqa: BLE001 - a cache must never fail interpreter exit
+            pass
+
+
+import atexit  # noqa: E402 - next to what it registers
+
+atexit.register(_flush_at_exit)
 
 
 def open_index(store_uri: str) -> Index | None:
@@ -251,7 +346,7 @@ def open_index(store_uri: str) -> Index | None:
     with _LOCK:
         if key in _OPEN:
             found = _OPEN[key]
-            if found is None or found.db is not None:
+            if found is None or found.usable():
                 return found
     try:
         index: Index | None = Index(path, store_uri)

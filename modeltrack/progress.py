@@ -19,9 +19,19 @@ class UploadProgress:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.tty = sys.stderr.isatty()
+        self._tty: bool | None = None  # asked on the first upload big enough to show
         self._last = 0.0
         self._shown = False
+
+    @property
+    def tty(self) -> bool:
+        """Whether standard error is a terminal (the bar is redrawn in place)."""
+        if self._tty is None:
+            try:
+                self._tty = sys.stderr.isatty()
+            except (AttributeError, ValueError):  # replaced or closed stderr
+                self._tty = False
+        return self._tty
 
     def __call__(self, sent: int, total: int, finished: bool | None) -> None:
         if total < MIN_BYTES:

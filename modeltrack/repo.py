@@ -72,6 +72,8 @@ from .stores import FORMAT_KEY, FORMAT_VERSION, Store, open_store
 #: removed and a new number is always above every claimed one, so it is the next free number
 #: unless another writer took it (then the claim fails and the numbers above are tried).
 _NEXT_NUMBER: dict[tuple[str, str], int] = {}
+#: per store URI: the stamp of the FORMAT file this process found acceptable, and the store's id
+_FORMATS: dict[str, tuple[str, str | None]] = {}
 
 
 class Repo:
@@ -108,6 +110,13 @@ class Repo:
     def check_format(self, *, create: bool = False) -> None:
         """Refuse stores of a newer format; write ``FORMAT`` on first write."""
         if self._format_ok:
+            return
+        # A local store's FORMAT is read once per process while its stat stays the same.
+        stamp = self.store.stamp(FORMAT_KEY) if self.store.has_stamps else None
+        known = _FORMATS.get(self.store.uri) if stamp is not None else None
+        if known is not None and known[0] == stamp:
+            self.store_id = known[1]
+            self._format_ok = True
             return
         try:
             fmt = self.read_json(FORMAT_KEY)
@@ -155,6 +164,8 @@ class Repo:
                 uri=self.store.uri,
             )
         self._format_ok = True
+        if stamp is not None:
+            _FORMATS[self.store.uri] = (stamp, self.store_id)
 
     # ------------------------------------------------------------------ models and versions
     def models(self) -> list[str]:
@@ -544,8 +555,8 @@ class Repo:
 
         cache = index.open_index(f"{self.store.uri}#{self.store_id}")
         if cache is not None:
-            stamps = self.final_stamps(model, [number]) if self.store.has_stamps else None
-            cache.put_many(model, [(number, self.summary(model, number, final))], stamps=stamps)
+            stamp = self.store.stamp(vkey(model, number, "final.json")) if self.store.has_stamps else None
+            cache.put_later(model, number, self.summary(model, number, final), stamp)
 
     def final_stamps(self, model: str, nums: Iterable[int]) -> dict[int, str]:
         """Fingerprints of the ``final.json`` of each version that has one (see ``Store.stamp``)."""

@@ -167,11 +167,12 @@ class Version:
         self._seeds: dict[str, Any] | None = None  # read on the starting thread (see start)
         self._last_beat = time.monotonic()  # the claim counts as the first beat
         self._claim: dict[str, Any] | None = None
-        self._thread = threading.Thread(target=self._background, name=f"modeltrack-{model}-v{number}", daemon=True)
+        #: (thread id, events) while start() runs on that thread: its records go out as one
+        self._batch: tuple[int, list[dict[str, Any]]] | None = None
         self._born = time.monotonic()
-        self._env_thread = threading.Thread(
-            target=self._capture_in_background, name=f"modeltrack-env-v{number}", daemon=True
-        )
+        # The writer and the environment capture threads, made when started (most short versions need neither).
+        self._thread: threading.Thread | None = None
+        self._env_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -710,6 +711,33 @@ class Version:
             self.store.put_file(key, path)
         return sha, size
 
+    def _put_code_file(self, path: Path) -> tuple[str, int]:
+        """:meth:`_put_blob` for a file of the code snapshot, which is the same from one version
+        of a process to the next: its hash is remembered against its stat (size, times,
+        inode) and re-used, once the stored blob is touched, while the file is unchanged."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return self._put_blob(path)
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = _CODE_HASHES.get(str(path))
+        if known is not None and known[0] == stamp and self.store.touch(blob_key(known[1])):
+            return known[1], known[2]
+        started = time.time_ns()
+        sha, size = self._put_blob(path)
+        # Remembered only when the file was not changed meanwhile nor within the clock's reach
+        # of the hashing (an edit in the same tick would keep its stat: git's "racy clean" rule).
+        try:
+            after = os.stat(path)
+        except OSError:
+            return sha, size
+        same = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp
+        if same and size == st.st_size and max(st.st_mtime_ns, st.st_ctime_ns) < started - _RACY_NS:
+            if len(_CODE_HASHES) > 4096:
+                _CODE_HASHES.clear()
+            _CODE_HASHES[str(path)] = (stamp, sha, size)
+        return sha, size
+
     def release_artifact(self, name: str) -> None:
         """Drop an artifact from the version (e.g. a checkpoint evicted from the top-k);
         ``gc`` frees its content when nothing else references it."""
@@ -838,7 +866,17 @@ class Version:
         return [ev for seq in sorted(log) for ev in log[seq]]
 
     def _record(self, *events: dict[str, Any]) -> None:
+        batch = self._batch
+        if batch is not None and threading.get_ident() == batch[0]:
+            batch[1].extend(events)  # inside start(): one record for all it logs
+            return
         self._publish_record(self._reserve_record(), list(events))
+
+    def _publish_batch(self) -> None:
+        """Publish what :func:`start` recorded (parameters, framework, code snapshot…) as one record."""
+        batch, self._batch = self._batch, None
+        if batch is not None and batch[1]:
+            self._publish_record(self._reserve_record(), batch[1])
 
     def _publish_record(self, seq: int, events: list[dict[str, Any]]) -> None:
         self._event_log[seq] = events
@@ -906,6 +944,14 @@ class Version:
         except Exception as exc:  # noqa: BLE001 - capture must never fail a run
             warnings.warn(f"modeltrack: environment capture failed: {exc}", ModelTrackWarning, stacklevel=1)
 
+    def _start_thread(self) -> None:
+        """Start the background writer (once): :func:`_defer_writer`'s starter calls it."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._background, name=f"modeltrack-{self.model}-v{self.number}", daemon=True
+            )
+            self._thread.start()
+
     def _background(self) -> None:
         interval = config.flush_interval()
         beat_every = config.heartbeat_interval()
@@ -950,7 +996,7 @@ class Version:
         out = []
         for entry in code["snapshot"]:
             try:
-                sha, size = self._put_blob(root / entry["path"])
+                sha, size = self._put_code_file(root / entry["path"])
             except (ModelTrackError, OSError) as exc:
                 report(_as_store_error(exc, entry["path"]), f"storing the code snapshot of {self.ref}")
                 continue
@@ -993,7 +1039,7 @@ class Version:
         self._stop.set()
         self._wake.set()
         for thread in (self._thread, self._env_thread):
-            if thread.is_alive() and thread is not threading.current_thread():
+            if thread is not None and thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=60)
         # Artifacts logged but not yet stored are stored first (their records precede final.json).
         self._wait_artifacts(UploadProgress(self.repo.store.uri))
@@ -1141,6 +1187,10 @@ class Version:
         return evaluations.add(self.repo, self.model, self.number, record, writer=self.store)
 
 
+#: code snapshot files hashed by this process: path -> (stat stamp, sha256, size)
+_CODE_HASHES: dict[str, tuple[tuple[int, ...], str, int]] = {}
+
+
 def _as_store_error(exc: BaseException, path: object) -> BaseException:
     """A raw ``OSError`` (the file being logged, a full spool) as a modeltrack error."""
     if isinstance(exc, ModelTrackError) or not isinstance(exc, OSError):
@@ -1162,7 +1212,9 @@ def _defer_writer(v: Version) -> None:
         if _STARTER is None or not _STARTER.is_alive():  # also after a fork
             _STARTER = threading.Thread(target=_start_writers, name="modeltrack-writers", daemon=True)
             _STARTER.start()
-        _DEFERRED_COND.notify()
+        if len(_DEFERRED) == 1:
+            # Otherwise the starter is waiting for the first one's time, which comes before this one's.
+            _DEFERRED_COND.notify()
 
 
 def _start_writers() -> None:
@@ -1177,7 +1229,7 @@ def _start_writers() -> None:
             v = _DEFERRED.pop(0)
         if not v._stop.is_set():  # finish() ran meanwhile: it published everything itself
             try:
-                v._thread.start()
+                v._start_thread()
             except RuntimeError:  # interpreter shutting down
                 return
 
@@ -1225,23 +1277,30 @@ def start(
     from .capture.seeds import randomness
 
     v._seeds = randomness()  # here: Keras keeps its seed per thread
-    if _ENV_MODULES == len(sys.modules):
-        v._capture_in_background()  # nothing new imported: capture.env's caches answer (sub-millisecond)
-    else:
-        v._env_thread.start()  # the first capture, or new modules to look through: off this thread
-    if params:
-        v.log_params(params)
-    if framework:
-        v.set_framework(framework)
-    if parent:
-        v.set_parent(parent)
-    if tags:
-        v.set_tags(tags)
-    from .capture.code import reproduces
+    v._batch = (threading.get_ident(), [])
+    try:
+        if _ENV_MODULES == len(sys.modules):
+            v._capture_in_background()  # nothing new imported: capture.env's caches answer (sub-millisecond)
+        else:
+            v._env_thread = threading.Thread(
+                target=v._capture_in_background, name=f"modeltrack-env-v{number}", daemon=True
+            )
+            v._env_thread.start()  # the first capture, or new modules to look through: off this thread
+        if params:
+            v.log_params(params)
+        if framework:
+            v.set_framework(framework)
+        if parent:
+            v.set_parent(parent)
+        if tags:
+            v.set_tags(tags)
+        from .capture.code import reproduces
 
-    link = reproduces(name)
-    if link:
-        v.log_info(reproduces=link)  # a re-run of `modeltrack reproduce`
+        link = reproduces(name)
+        if link:
+            v.log_info(reproduces=link)  # a re-run of `modeltrack reproduce`
+    finally:
+        v._publish_batch()
     return v
 
 

@@ -285,8 +285,10 @@ def test_listing_recomputes_bad_rows_from_the_files(store_uri: str, cache: Path)
 def test_listing_works_with_an_unusable_index(store_uri: str, cache: Path) -> None:
     with mt.start("m", store=store_uri) as v:
         v.log_metrics({"loss": 0.5}, epoch=0)
-    for k in list(index._OPEN):
-        index._OPEN.pop(k)
+    for k in list(index._OPEN):  # a new process, in effect
+        found = index._OPEN.pop(k)
+        if found is not None:
+            found.close()
     import shutil
 
     shutil.rmtree(cache, ignore_errors=True)

@@ -76,10 +76,18 @@ def entry_script() -> Path | None:
     name = getattr(main, "__file__", None)
     if not name or not str(name).endswith(".py"):
         return None
-    path = Path(name).resolve()
-    if not path.is_file() or any(_under(path, p) for p in _excluded_prefixes()):
-        return None
-    return path
+    key = (str(name), os.getcwd())
+    known = _ENTRY.get(key)
+    if known is None:
+        path = Path(name).resolve()
+        known = _ENTRY[key] = (path, not any(_under(path, p) for p in _excluded_prefixes()))
+    path, outside = known
+    return path if outside and path.is_file() else None
+
+
+#: (``__main__.__file__``, working directory) -> (resolved path, whether it lies outside the
+#: interpreter's prefixes): resolved once, as each version of a process asks again
+_ENTRY: dict[tuple[str, str], tuple[Path, bool]] = {}
 
 
 def code_root(git_root: str | None, cwd: str, script: Path | None) -> Path | None:

@@ -518,15 +518,17 @@ def gpus() -> list[dict[str, Any]] | None:
         return None
 
 
+_ALLOWED = frozenset(ENV_ALLOWLIST)
+
+
 def selected_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables of :data:`ENV_ALLOWLIST` that are set, values scrubbed of URL
     credentials and secret ``name=value`` pairs."""
     environ = os.environ if environ is None else environ
     out = {}
-    for name in ENV_ALLOWLIST:
-        value = environ.get(name)
-        if value is not None and not is_secret_name(name):
-            out[name] = scrub_text(value)
+    for name in _ALLOWED.intersection(environ):  # one pass over the names: ~70 look-ups cost more
+        if not is_secret_name(name):
+            out[name] = scrub_text(environ[name])
     return dict(sorted(out.items()))
 
 
@@ -555,8 +557,9 @@ def collect(
         "env": selected_env(),
     }
     try:
-        env["packages"] = packages()
-        env["package_sources"] = package_sources()
+        installed = _installed()  # one check of sys.path for both
+        env["packages"] = dict(installed["packages"])
+        env["package_sources"] = {k: dict(v) for k, v in installed["sources"].items()}
         env["packages_imported"] = imported_packages()
     except Exception:  # noqa: BLE001
         env.setdefault("packages", {})

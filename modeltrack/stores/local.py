@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import CorruptRecordError, KeyNotFound, StoreError, StoreNotWritableError
-from ..files import copy_file, is_temp_name, temp_path, unlink_quietly
+from ..files import copy_file, is_temp_name, temp_name, temp_path, unlink_quietly
 from .base import Store, check_key
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -53,15 +54,30 @@ class LocalStore(Store):
             )
         return StoreError(f"store {self.root}: {exc.strerror or exc} on {key}", uri=self.uri)
 
-    def _write_tmp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(path)
+    def _write_tmp(self, path: str, data: bytes) -> str:
+        """``data`` in a new temporary sibling of ``path`` (its folders made when missing:
+        tried first, as they usually exist); returns the temporary file's path."""
+        tmp = temp_name(path)
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
+            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        except FileNotFoundError:
+            parent = os.path.dirname(path)
+            try:
+                os.mkdir(parent)  # usually only the last folder is missing (a new version's)
+            except FileNotFoundError:
+                os.makedirs(parent, exist_ok=True)
+            except FileExistsError:
+                pass  # made meanwhile by another writer
+            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
         except BaseException:
+            os.close(fd)
             unlink_quietly(tmp)
             raise
+        os.close(fd)
         return tmp
 
     def read(self, key: str) -> bytes:
@@ -84,7 +100,7 @@ class LocalStore(Store):
             raise KeyNotFound(key) from None
 
     def write(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        path = self._str(key)
         try:
             tmp = self._write_tmp(path, data)
             try:
@@ -96,7 +112,7 @@ class LocalStore(Store):
             raise self._oserror(exc, key) from exc
 
     def create(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
+        path = self._str(key)
         try:
             tmp = self._write_tmp(path, data)
         except OSError as exc:
@@ -107,7 +123,7 @@ class LocalStore(Store):
         except FileExistsError:
             return False
         except OSError as exc:
-            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) and not path.exists():
+            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) and not os.path.lexists(path):
                 # File systems without hard links: O_EXCL still decides the race.
                 try:
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
