@@ -56,3 +56,80 @@ def test_the_local_store_never_lists_temporary_files(tmp_path: Path) -> None:
     temp_path(tmp_path / "s" / "a" / "c.json").write_bytes(b"half")
     assert store.list("a") == ["b.json"]
     assert list(store.walk("a")) == ["a/b.json"]
+
+
+def _big(path: Path, mb: int = 40) -> bytes:
+    import os
+    import time
+
+    data = os.urandom(1 << 20) * mb
+    path.write_bytes(data)
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    time.sleep(0.05)  # its change time settled too
+    return data
+
+
+def test_copy_hashing_of_a_large_file_hashes_while_copying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from modeltrack.stores import base
+
+    src = tmp_path / "big.bin"
+    data = _big(src)
+    hashed: list[str] = []
+    real = base.file_sha256
+
+    def spy(path: object) -> tuple[str, int]:
+        hashed.append(str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(base, "file_sha256", spy)
+    sha, size = base.copy_hashing(src, tmp_path / "copy.bin")
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (tmp_path / "copy.bin").read_bytes() == data
+    assert hashed == [str(src)]  # one hash pass, of the source, alongside the copy
+
+
+def test_copy_hashing_hashes_the_copy_when_the_source_changes_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from modeltrack import files
+    from modeltrack.stores import base
+
+    src = tmp_path / "big.bin"
+    _big(src)
+    real = files.copy_file
+
+    def copy_then_rewrite(a: Path, b: Path) -> int:
+        n = real(a, b)
+        with open(a, "r+b") as f:  # rewritten in place, same size (Lightning's last.ckpt)
+            f.write(b"X" * 1024)
+        return n
+
+    monkeypatch.setattr(files, "copy_file", copy_then_rewrite)
+    dst = tmp_path / "copy.bin"
+    sha, size = base.copy_hashing(src, dst)
+    assert (sha, size) == (hashlib.sha256(dst.read_bytes()).hexdigest(), dst.stat().st_size)
+
+
+def test_copy_hashing_of_small_or_just_written_files_hashes_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from modeltrack.stores import base
+
+    hashed: list[str] = []
+    real = base.file_sha256
+    monkeypatch.setattr(base, "file_sha256", lambda p: hashed.append(str(p)) or real(p))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"abc")
+    assert base.copy_hashing(small, tmp_path / "c1")[0] == hashlib.sha256(b"abc").hexdigest()
+    fresh = tmp_path / "fresh.bin"
+    fresh.write_bytes(b"y" * (base.PARALLEL_HASH_BYTES + 1))
+    monkeypatch.setattr(base, "_RACY_NS", 3600 * 10**9)  # "just written": it may change in the same tick
+    base.copy_hashing(fresh, tmp_path / "c2")
+    assert hashed == [str(tmp_path / "c1"), str(tmp_path / "c2")]

@@ -264,3 +264,69 @@ def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
             h.update(block)
             size += len(block)
     return h.hexdigest(), size
+
+
+#: files at least this big are hashed while the kernel copies them (see :func:`copy_hashing`)
+PARALLEL_HASH_BYTES = 32 << 20
+#: a file changed this recently may change again within the same clock tick, keeping its stat
+_RACY_NS = 20_000_000
+
+
+def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def copy_hashing(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[str, int]:
+    """Copy ``src`` into new file ``dst`` (:func:`modeltrack.files.copy_file`: a reflink or
+    a kernel-side copy where offered) and return the SHA-256 and size of the copy.
+
+    A large file is hashed from ``src`` on this thread while another thread copies it:
+    both read the same cached pages, and hashing and ``copy_file_range`` both run without
+    the GIL, so the local pass takes about the time of the hash alone instead of the copy
+    plus the hash. That hash is the copy's only if nothing wrote to ``src`` meanwhile: its
+    stat (size, modification and change times, inode) must be the same after both as
+    before, and older than the clock's reach (a write in the same tick keeps the stat).
+    Otherwise the copy itself is hashed, so the result is always of exactly the bytes in
+    ``dst``.
+
+    Raises:
+        OSError: ``src`` cannot be read or ``dst`` written (a partial ``dst`` is left for the
+            caller to remove: callers copy to a temporary name).
+    """
+    import threading
+    import time
+
+    from ..files import copy_file
+
+    try:
+        before = os.stat(src)
+    except OSError:
+        before = None
+    settled = before is not None and max(before.st_mtime_ns, before.st_ctime_ns) < time.time_ns() - _RACY_NS
+    if before is None or before.st_size < PARALLEL_HASH_BYTES or not settled:
+        copy_file(src, dst)
+        return file_sha256(dst)
+    copied: list[int] = []
+    failed: list[BaseException] = []
+
+    def copy() -> None:
+        try:
+            copied.append(copy_file(src, dst))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=copy, name="modeltrack-copy", daemon=True)
+    worker.start()
+    try:
+        sha, size = file_sha256(src)
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    try:
+        after = os.stat(src)
+    except OSError:
+        after = None
+    if after is not None and _stat_signature(after) == _stat_signature(before) and copied == [size] == [before.st_size]:
+        return sha, size
+    return file_sha256(dst)  # src changed meanwhile: the copy's own hash

@@ -220,13 +220,12 @@ class LocalStore(Store):
         """Copy ``src`` into the store under a temporary name (a reflink or a kernel-side copy
         where the file system offers it), hashing the copy; ``commit(key)`` renames it into
         place (``None``: drops it). One read of ``src`` instead of a hash pass and a copy pass."""
-        from .base import file_sha256
+        from .base import copy_hashing
 
         tmp = temp_path(self.root / "blobs" / "stage")
         try:
             tmp.parent.mkdir(parents=True, exist_ok=True)
-            copy_file(src, tmp)
-            sha, size = file_sha256(tmp)
+            sha, size = copy_hashing(src, tmp)
         except OSError as exc:
             unlink_quietly(tmp)
             if exc.filename is not None and os.fspath(exc.filename) == os.fspath(src):

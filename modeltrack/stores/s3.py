@@ -141,7 +141,7 @@ def _client_key() -> tuple[Any, ...]:
 
 
 def _part_size(size: int) -> int:
-    """The part size for a file of ``size`` bytes: ``MODELTRACK_S3_PART_SIZE`` (16 MiB),
+    """The part size for a file of ``size`` bytes: ``MODELTRACK_S3_PART_SIZE`` (8 MiB),
     grown when S3's 10,000-part limit needs it."""
     part = config.s3_part_size()
     return max(part, -(-size // _MAX_PARTS))

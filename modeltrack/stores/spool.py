@@ -47,8 +47,8 @@ from typing import IO, Any
 from .. import config
 from .._util import now_iso, process_identity
 from ..errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError, StoreNotWritableError
-from ..files import atomic_write, copy_file, replacing
-from .base import Progress, Store, check_key, dumps, file_sha256
+from ..files import atomic_write, replacing
+from .base import Progress, Store, check_key, copy_hashing, dumps
 
 try:
     import fcntl
@@ -202,13 +202,11 @@ def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` (published whole), returning the SHA-256 and size of the copy.
 
     The copy is a reflink where the file system offers it, else made by the kernel
-    (``copy_file_range``, :func:`modeltrack.files.copy_file`), then hashed from the page
-    cache: about twice as fast as hashing while copying through Python, and the hash is of
-    exactly the bytes that will be uploaded.
+    (``copy_file_range``); a large file is hashed while it is copied, and the hash is always
+    of exactly the bytes that will be uploaded (see :func:`.base.copy_hashing`).
     """
     with replacing(dst) as tmp:
-        copy_file(src, tmp)
-        sha, size = file_sha256(tmp)
+        sha, size = copy_hashing(src, tmp)
     return sha, size
 
 
