@@ -186,6 +186,13 @@ def s3_transfer_timeout() -> float:
     return _timeout("MODELTRACK_S3_TRANSFER_TIMEOUT", 60.0)
 
 
+def cloud_timeout() -> float:
+    """``MODELTRACK_CLOUD_TIMEOUT``: seconds a small request to Google Cloud Storage or Azure
+    Blob Storage may take, the SDK's retries included (default 20): a dead endpoint is then an
+    error within that time (gcsfs alone would retry for about 35 s)."""
+    return _timeout("MODELTRACK_CLOUD_TIMEOUT", 20.0)
+
+
 def s3_retries() -> int:
     """``MODELTRACK_S3_RETRIES``: retries of a failed or unanswered S3 request after the first
     attempt (default 2; 0: no retry)."""

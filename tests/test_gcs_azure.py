@@ -115,7 +115,7 @@ def test_azure_outage_is_one_bounded_store_unavailable_error(
 ) -> None:
     """With the retries modeltrack sets, a dead or failing Azure endpoint is an error within
     seconds, one line, naming the endpoint. Not run here: a black hole (3 attempts × the
-    20 s read timeout, ~1 min) and GCS (gcsfs's fixed 6 retries take ~35 s)."""
+    20 s read timeout, ~1 min); GCS has its own test below."""
     import time
     from urllib.parse import urlparse
 
@@ -142,5 +142,39 @@ def test_azure_outage_is_one_bounded_store_unavailable_error(
         assert took < 30, took
         proxy.mode = "pass"
         assert open_store(uri).read("k") == b"v"
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("fault", ["refuse", "blackhole", "500"])
+def test_gcs_outage_is_one_error_within_the_cloud_timeout(
+    gcs_server: Any, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """gcsfs retries a failing request six times (~35 s) and cannot be told fewer; the store
+    bounds each small request, retries included, by MODELTRACK_CLOUD_TIMEOUT."""
+    import time
+    from urllib.parse import urlparse
+
+    from faultproxy import FaultProxy
+
+    from modeltrack.errors import StoreUnavailableError
+
+    port = urlparse(gcs_server.endpoint).port
+    proxy = FaultProxy(("127.0.0.1", int(port or 0)))
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
+        monkeypatch.setenv("MODELTRACK_CLOUD_TIMEOUT", "3")
+        uri = gcs_server.new_store_uri()
+        open_store(uri).write("k", b"v")
+        proxy.mode = fault
+        store = open_store(uri)
+        t = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as err:
+            store.read("k")
+        took = time.monotonic() - t
+        assert "\n" not in str(err.value) and proxy.endpoint in str(err.value)
+        assert took < 8, took  # the 3 s deadline (and fsspec's 1 s polling), not gcsfs's ~35 s
+        proxy.mode = "pass"
+        assert open_store(uri).read("k") == b"v"  # nothing left broken: the next request works
     finally:
         proxy.close()

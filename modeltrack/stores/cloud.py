@@ -37,10 +37,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .. import config
 from ..errors import KeyNotFound, StoreError, StoreNotWritableError, StoreUnavailableError
 from ..files import temp_path
 from ..secrets import strip_credentials
 from .base import Store, check_key
+
+
+def _is_coroutine_function(func: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(func)
+
 
 _CHECKED: set[tuple[str, str]] = set()
 _CHECKED_LOCK = threading.Lock()
@@ -115,6 +123,17 @@ class FsspecStore(Store):
     def _endpoint(self) -> str:
         return self.KIND
 
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``self.fs.NAME(*args, **kwargs)`` of a small request, bounded by
+        ``MODELTRACK_CLOUD_TIMEOUT`` seconds, the SDK's own retries included: fsspec runs an
+        async file system's call on its event loop and cancels it at the deadline (gcsfs
+        retries a dead endpoint six times, about 35 s, and cannot be told fewer)."""
+        method = getattr(self.fs, name)
+        wrapped = getattr(method, "__wrapped__", None)
+        if getattr(self.fs, "async_impl", False) and wrapped is not None and _is_coroutine_function(wrapped):
+            kwargs["timeout"] = config.cloud_timeout()
+        return method(*args, **kwargs)
+
     def _p(self, key: str) -> str:
         check_key(key)
         return f"{self._root()}/{key}"
@@ -163,6 +182,13 @@ class FsspecStore(Store):
         except (ImportError, NotImplementedError):
             raise
         except Exception as exc:  # every SDK error becomes a StoreError
+            if type(exc).__name__ == "FSTimeoutError":
+                raise StoreUnavailableError(
+                    f"{self._endpoint()} gave no answer to the {op} of {where} within {config.cloud_timeout():g} s "
+                    f"(MODELTRACK_CLOUD_TIMEOUT); retry later — a running training keeps its data in the spool, "
+                    f"`modeltrack sync` uploads it",
+                    uri=self.uri,
+                ) from exc
             raise self._unavailable(exc, op, where) from exc
 
     def _unavailable(self, exc: BaseException, op: str, where: str) -> StoreUnavailableError:
@@ -176,11 +202,11 @@ class FsspecStore(Store):
     # ------------------------------------------------------------------ the contract
     def read(self, key: str) -> bytes:
         with self._translate("read", key):
-            return bytes(self.fs.cat_file(self._p(key)))
+            return bytes(self._call("cat_file", self._p(key)))
 
     def write(self, key: str, data: bytes) -> None:
         with self._translate("write", key):
-            self.fs.pipe_file(self._p(key), bytes(data))
+            self._call("pipe_file", self._p(key), bytes(data))
 
     def check_conditional_writes(self) -> None:
         """Make sure the server refuses a create-if-absent write of an existing key (once
@@ -196,13 +222,13 @@ class FsspecStore(Store):
         probe = f"blobs/probe/{uuid.uuid4().hex}"  # gc removes a leftover one
         honoured = False
         with self._translate("create", probe):
-            self.fs.pipe_file(self._p(probe), b"1", mode="create")
+            self._call("pipe_file", self._p(probe), b"1", mode="create")
             try:
-                self.fs.pipe_file(self._p(probe), b"2", mode="create")
+                self._call("pipe_file", self._p(probe), b"2", mode="create")
             except FileExistsError:
                 honoured = True
             finally:
-                self.fs.rm_file(self._p(probe))
+                self._call("rm_file", self._p(probe))
         if not honoured:
             raise StoreError(
                 f"the server behind {self.uri} ({self._endpoint()}) ignores create-if-absent writes, so two writers "
@@ -217,7 +243,7 @@ class FsspecStore(Store):
         self.check_conditional_writes()
         with self._translate("create", key):
             try:
-                self.fs.pipe_file(self._p(key), data, mode="create")
+                self._call("pipe_file", self._p(key), data, mode="create")
                 return True
             except FileExistsError:
                 pass
@@ -233,14 +259,14 @@ class FsspecStore(Store):
     def delete(self, key: str) -> None:
         with self._translate("delete", key):
             try:
-                self.fs.rm_file(self._p(key))
+                self._call("rm_file", self._p(key))
             except FileNotFoundError:
                 pass
 
     def _info(self, key: str) -> dict[str, Any] | None:
         with self._translate("check", key):
             try:
-                info = self.fs.info(self._p(key))
+                info = self._call("info", self._p(key))
             except FileNotFoundError:
                 return None
         return dict(info) if info.get("type") == "file" else None
@@ -282,7 +308,7 @@ class FsspecStore(Store):
         return True
 
     def _refresh(self, path: str) -> None:
-        self.fs.setxattrs(path, **self._touch_metadata())
+        self._call("setxattrs", path, **self._touch_metadata())
 
     def _touch_metadata(self) -> dict[str, str]:
         return {"modeltrack_touched": f"{time.time():.6f}"}
@@ -291,7 +317,7 @@ class FsspecStore(Store):
         base = self._dir(prefix)
         with self._translate("list", prefix):
             try:
-                entries = self.fs.ls(base, detail=True, refresh=True)
+                entries = self._call("ls", base, detail=True, refresh=True)
             except FileNotFoundError:
                 return []
         names = set()
@@ -308,7 +334,7 @@ class FsspecStore(Store):
         root = self._root()
         with self._translate("list", prefix):
             try:
-                found = self.fs.find(base, withdirs=False)
+                found = self.fs.find(base, withdirs=False)  # a whole tree: as long as it takes
             except FileNotFoundError:
                 found = []
         keys = [str(p)[len(root) + 1 :] for p in found if str(p).startswith(base + "/")]
@@ -347,7 +373,7 @@ class FsspecStore(Store):
         """Check bucket, credentials and the create-if-absent writes numbering needs (the
         probe is written and removed)."""
         with self._translate("list", ""):
-            if not self.fs.exists(self.bucket):
+            if not self._call("exists", self.bucket):
                 raise FileNotFoundError(self.bucket)
         self.check_conditional_writes()
 
@@ -408,7 +434,7 @@ class GCSStore(FsspecStore):
     def _refresh(self, path: str) -> None:
         # A server-side rewrite onto itself (a new generation, same bytes): the object's
         # "updated" time then moves on every server (a metadata patch does not on all emulators).
-        self.fs.copy(path, path)
+        self._call("copy", path, path)
 
     def _endpoint(self) -> str:
         return os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
