@@ -620,7 +620,13 @@ def cmd_gc(args: argparse.Namespace) -> None:
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {len(res['deleted_versions'])} versions ({', '.join(res['deleted_versions']) or 'none'}), "
-        f"{res['deleted_blobs']} unreferenced blobs, {res['freed_bytes']} bytes"
+        f"{res['deleted_blobs']} unreferenced blobs"
+        + (
+            f", {res['removed_temporaries']} temporary files of killed writers"
+            if res.get("removed_temporaries")
+            else ""
+        )
+        + f", {res['freed_bytes']} bytes"
     )
     kept = res.get("kept_recent_blobs") or 0
     if kept:

@@ -53,6 +53,32 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+def sweep_temporaries(root: str | os.PathLike[str], cutoff: float, *, dry_run: bool = False) -> tuple[int, int]:
+    """Remove the :func:`temp_path` files under ``root`` that a killed writer left behind:
+    regular files whose content and inode last changed before ``cutoff`` (epoch seconds).
+    The inode's change time counts as well as the modification time: a hard link made to
+    hold a logged file keeps that file's old mtime but moves its ctime. Returns how many
+    files and bytes (``dry_run``: would be) removed."""
+    import stat
+
+    count = size = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if not is_temp_name(name):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+                if max(st.st_mtime, st.st_ctime) >= cutoff or not stat.S_ISREG(st.st_mode):
+                    continue
+                if not dry_run:
+                    os.unlink(path)
+            except OSError:
+                continue
+            count, size = count + 1, size + st.st_size
+    return count, size
+
+
 def unlink_quietly(path: str | os.PathLike[str]) -> None:
     """Remove ``path`` if it is there; errors are ignored (clean-up of a temporary file)."""
     try:

@@ -175,10 +175,13 @@ def gc(
         if ok:
             removed.append(key)
             freed += size
+    # Temporary files of killed writers (never named like a record or a blob), by the same grace.
+    swept, swept_bytes = repo.store.sweep_temporaries(cutoff, dry_run=dry_run)
     return {
         "deleted_versions": deleted,
         "deleted_blobs": len(removed),
-        "freed_bytes": freed,
+        "removed_temporaries": swept,
+        "freed_bytes": freed + swept_bytes,
         "dry_run": dry_run,
         "kept_recent_blobs": kept_young,
         "grace_seconds": grace_seconds,

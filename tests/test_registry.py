@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,44 @@ def test_latest_names_a_running_version_and_load_reads_it(store_uri: str, tmp_pa
     assert mt.resolve("m@latest", store=store_uri) == mt.resolve("m", store=store_uri) == ("m", 2)
     with pytest.raises(mt.ModelTrackError, match="no model 'nope'"):
         mt.resolve("nope@latest", store=store_uri)
+
+
+def test_gc_removes_temporary_files_left_by_killed_writers(tmp_path: Path) -> None:
+    """A writer killed between writing a temporary file and publishing it, or while holding
+    a logged checkpoint for its writer thread, leaves a hidden ``.….tmp`` file: gc removes
+    it once it is older than the grace period, and never a published file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    store = tmp_path / "s"
+    ckpt = tmp_path / "big.ckpt"
+    ckpt.write_bytes(os.urandom(1 << 20))
+    old = time.time() - 7200
+    os.utime(ckpt, (old, old))  # an old file: its held link keeps this mtime
+    code = (
+        "import os, signal, modeltrack as mt\n"
+        "from modeltrack import tracking\n"
+        f"v = mt.start('m', store={str(store)!r})\n"
+        "tracking.Version._work_artifacts = lambda self: None\n"  # the writer never gets to it
+        f"v.log_artifact({str(ckpt)!r}, kind='checkpoint')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MODELTRACK_STRICT"}  # strict stores at once
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == -signal.SIGKILL
+    left = [p for p in store.rglob(".*.tmp")]
+    assert left, "the killed writer held the logged file under a temporary name"
+    (store / "models" / "m" / "versions" / "1" / ".claim.json.1.x.1.1.tmp").write_bytes(b"{half")
+    before = {p for p in store.rglob("*") if p.is_file() and not p.name.endswith(".tmp")}
+
+    kept = mt.gc(store=str(store), grace_seconds=3600)
+    assert kept["removed_temporaries"] == 0  # just made (the link moved the inode's ctime): kept
+    assert all(p.exists() for p in left)
+
+    res = mt.gc(store=str(store), grace_seconds=0)
+    assert res["removed_temporaries"] == len(left) + 1
+    assert not list(store.rglob(".*.tmp"))
+    assert {p for p in store.rglob("*") if p.is_file()} == before  # every published file kept
+    assert ckpt.stat().st_size == 1 << 20  # the user's file itself is untouched
+    assert mt.verify(store=str(store))["ok"]

@@ -518,3 +518,41 @@ def test_gc_removes_a_staging_object_a_killed_upload_left(s3_server: Any) -> Non
     mt.gc(store=uri, grace_seconds=0)
     assert not store.exists("blobs/staging/0123abcd")
     assert mt.verify(store=uri)["ok"]
+
+
+def test_sync_removes_what_a_killed_writer_held_in_the_spool(
+    s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version killed while its writer held a logged checkpoint leaves a hard link in the
+    spool (it keeps the checkpoint's disk space even after the user deletes the file);
+    ``sync`` removes such files once they are old, never a queued operation's data."""
+    import signal
+    import subprocess
+    import sys
+
+    from modeltrack.stores import spool as spool_mod
+
+    uri = s3_server.new_store_uri()
+    ckpt = tmp_path / "big.ckpt"
+    ckpt.write_bytes(os.urandom(1 << 20))
+    code = (
+        "import os, modeltrack as mt\n"
+        "from modeltrack import tracking\n"
+        f"v = mt.start('m', store={uri!r})\n"
+        "tracking.Version._work_artifacts = lambda self: None\n"  # the writer never gets to it
+        f"v.log_artifact({str(ckpt)!r}, kind='checkpoint')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    ).replace("import os,", "import os, signal,")
+    env = {k: v for k, v in os.environ.items() if k != "MODELTRACK_STRICT"}
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == -signal.SIGKILL
+    root = Spool().root
+    held = [p for p in root.rglob(".*.tmp") if p.stat().st_ino == ckpt.stat().st_ino]
+    assert held, "the killed writer held the checkpoint in the spool"
+    store = open_store(uri)
+    assert Spool().sync(store)["removed_temporaries"] == 0  # young: a live writer may hold it
+    assert all(p.exists() for p in held)
+    monkeypatch.setattr(spool_mod, "STALE_TEMPORARY_SECONDS", -60.0)  # as if an hour went by
+    res = Spool().sync(store)
+    assert res["removed_temporaries"] >= len(held) and not any(p.exists() for p in held)
+    assert ckpt.stat().st_nlink == 1 and ckpt.stat().st_size == 1 << 20
+    assert Spool().status(uri) == [] and mt.versions("m", store=uri)[0]["version"] == 1

@@ -172,6 +172,13 @@ class Store(ABC):
         self.delete(key)
         return True
 
+    def sweep_temporaries(self, cutoff: float, *, dry_run: bool = False) -> tuple[int, int]:
+        """Remove the temporary files writers left behind (a process killed between writing
+        a temporary file and publishing it, or holding a logged file for its writer) whose
+        content and inode last changed before ``cutoff`` (epoch seconds). Returns how many
+        and their bytes. Object stores have none (an unfinished upload is invisible)."""
+        return 0, 0
+
     def close(self) -> None:
         """Release resources (connections, threads)."""
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import CorruptRecordError, KeyNotFound, StoreError, StoreNotWritableError
-from ..files import copy_file, is_temp_name, temp_name, temp_path, unlink_quietly
+from ..files import copy_file, is_temp_name, sweep_temporaries, temp_name, temp_path, unlink_quietly
 from .base import Store, check_key
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -324,6 +324,9 @@ class LocalStore(Store):
             return os.lstat(self._str(key)).st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def sweep_temporaries(self, cutoff: float, *, dry_run: bool = False) -> tuple[int, int]:
+        return sweep_temporaries(self.root, cutoff, dry_run=dry_run)
 
     def delete_if_older(self, key: str, cutoff: float) -> bool:
         # Rename first, then look at the age of what was renamed: a writer that touched the

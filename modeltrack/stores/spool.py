@@ -47,7 +47,7 @@ from typing import IO, Any
 from .. import config
 from .._util import now_iso, process_identity
 from ..errors import KeyNotFound, ModelTrackError, ModelTrackWarning, StoreError, StoreNotWritableError
-from ..files import atomic_write, replacing
+from ..files import atomic_write, replacing, sweep_temporaries
 from .base import Progress, Store, check_key, copy_hashing, dumps
 
 try:
@@ -188,6 +188,9 @@ class Queue:
 
 
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+#: `modeltrack sync` removes temporary files of the spool older than this (seconds): what a
+#: killed writer left (a running one holds a file for seconds, not an hour)
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 def _unreadable_source(exc: OSError, src: Path) -> bool:
@@ -401,7 +404,16 @@ class Spool:
                 q.unlock()
                 raise
         pending = sum(len(q.ops()) for q in self.queues(uri))
-        return {"store": uri, "uploaded": uploaded, "bytes": sent, "skipped_queues": skipped, "pending": pending}
+        # Files a killed writer held for upload (links to logged checkpoints) or was writing.
+        swept, _ = sweep_temporaries(self.root, time.time() - STALE_TEMPORARY_SECONDS)
+        return {
+            "store": uri,
+            "uploaded": uploaded,
+            "bytes": sent,
+            "skipped_queues": skipped,
+            "pending": pending,
+            "removed_temporaries": swept,
+        }
 
 
 # ---------------------------------------------------------------------- the writer
