@@ -20,6 +20,7 @@ from typing import Any
 from ._util import now_iso
 from .blobs import fetch_verified
 from .errors import StoreError, VersionStateError
+from .evaluations import FOLDER as EVALUATIONS
 from .layout import RUNNING, blob_key, consolidate, vkey
 from .repo import Repo
 from .secrets import strip_credentials
@@ -66,7 +67,9 @@ def copy_version(
         log: called with progress messages (blob uploads).
 
     Returns:
-        ``{"model", "version", "to", "status", "blobs_copied", "blobs_skipped", "files", "unchanged"}``.
+        ``{"model", "version", "to", "status", "blobs_copied", "blobs_skipped", "files", "unchanged"}``;
+        a version copied before also gives ``already_there`` and ``evaluations_copied`` (the
+        evaluations appended to it since, which are copied).
 
     Raises:
         VersionStateError: the version is still running.
@@ -103,6 +106,8 @@ def copy_version(
                 uri=strip_credentials(dst.store.uri),
             )
     if final is not None and dst.store.exists(vkey(model, target, "final.json")):
+        # Copied before: the version is immutable, but evaluations are appended to it later.
+        added = _copy_new_evaluations(src, dst, model, number, target)
         return {
             "model": model,
             "version": number,
@@ -110,8 +115,10 @@ def copy_version(
             "status": status,
             "blobs_copied": 0,
             "blobs_skipped": 0,
-            "files": 0,
-            "unchanged": True,
+            "files": added,
+            "evaluations_copied": added,
+            "already_there": True,
+            "unchanged": not added,
         }
 
     arts = (
@@ -154,6 +161,20 @@ def copy_version(
         "files": files,
         "unchanged": False,
     }
+
+
+def _copy_new_evaluations(src: Repo, dst: Repo, model: str, number: int, target: int) -> int:
+    """Copy the evaluation records of ``src``'s version that ``dst``'s copy lacks (each has a
+    name no other writer takes, so a name present at ``dst`` is that same record)."""
+    folder = f"{vkey(model, number)}/{EVALUATIONS}"
+    have = set(dst.store.list(vkey(model, target, EVALUATIONS)))
+    added = 0
+    for name in src.store.list(folder):
+        if name in have or not name.endswith(".json"):
+            continue
+        dst.store.write(vkey(model, target, f"{EVALUATIONS}/{name}"), src.store.read(f"{folder}/{name}"))
+        added += 1
+    return added
 
 
 def _find_copy(dst: Repo, model: str, source: dict[str, Any]) -> int | None:

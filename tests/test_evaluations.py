@@ -114,3 +114,24 @@ def test_the_cli_records_and_shows_evaluations(store_uri: str) -> None:
     bad = cli(store_uri, "evaluate", f"m@v{n}", "accuracy")
     assert bad.returncode == 1 and "NAME=NUMBER" in bad.stderr
     assert len(mt.show(f"m@v{n}", store=store_uri)["evaluations"]) == 1
+
+
+def test_evaluations_added_after_a_push_follow_on_the_next_push(tmp_path: Path) -> None:
+    """A version is immutable, but evaluations are appended to it later (a nightly job): a
+    second push of the same version copies the ones the destination lacks, once."""
+    from modeltrack.cli import main
+
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    with mt.start("m", store=src) as v:
+        v.log_metrics({"loss": 0.5}, epoch=0)
+    mt.evaluate("m@v1", {"auc": 0.8}, name="test", store=src)
+    assert main(["--store", src, "push", "m@v1", dst]) == 0
+    assert [e["metrics"] for e in mt.show("m@v1", store=dst)["evaluations"]] == [{"auc": 0.8}]
+
+    mt.evaluate("m@v1", {"auc": 0.85}, name="holdout", store=src)  # after the push
+    assert main(["--store", src, "push", "m@v1", dst, "--json"]) == 0
+    got = [(e["name"], e["metrics"]) for e in mt.show("m@v1", store=dst)["evaluations"]]
+    assert got == [("test", {"auc": 0.8}), ("holdout", {"auc": 0.85})]
+    assert main(["--store", src, "push", "m@v1", dst]) == 0  # nothing new: nothing copied twice
+    assert len(mt.show("m@v1", store=dst)["evaluations"]) == 2
+    assert mt.verify(store=dst)["ok"]
