@@ -321,7 +321,9 @@ BATCH_SECONDS = 1.0
 _BATCHING: set[Index] = set()  # indexes that held rows back at some point: flushed at exit
 
 
-def _flush_at_exit() -> None:
+def flush_all() -> None:
+    """Write the rows every index of this process holds back (see :meth:`Index.put_later`);
+    run at exit, after the versions left running are finished."""
     for idx in list(_BATCHING):
         try:
             idx.flush()
@@ -331,7 +333,7 @@ def _flush_at_exit() -> None:
 
 import atexit  # noqa: E402 - next to what it registers
 
-atexit.register(_flush_at_exit)
+atexit.register(flush_all)
 
 
 def open_index(store_uri: str) -> Index | None:

@@ -1386,6 +1386,9 @@ def _at_exit() -> None:
                 v.finish()
         except Exception as exc:  # noqa: BLE001 - never fail interpreter exit
             sys.stderr.write(f"modeltrack: could not finish {v.ref} at exit: {exc}\n")
+    index = sys.modules.get("modeltrack.index")
+    if index is not None:  # the rows of the versions just finished (its own exit hook ran before this one)
+        index.flush_all()
 
 
 __all__ = ["Version", "active_versions", "default_model_name", "last_uncaught", "report", "safe_artifact_path", "start"]

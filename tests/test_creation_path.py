@@ -72,6 +72,15 @@ def test_index_rows_held_back_are_written_at_exit(tmp_path: Path, cache: Path) -
     assert _rows(cache) == [("m", 1), ("m", 2)]
 
 
+def test_rows_of_versions_finished_at_exit_are_written_too(tmp_path: Path, cache: Path) -> None:
+    store = tmp_path / "s"
+    code = (
+        f"import modeltrack as mt\nmt.start('m', store={str(store)!r}).finish()\nmt.start('m', store={str(store)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MODELTRACK_CACHE": str(cache)})
+    assert _rows(cache) == [("m", 1), ("m", 2)]  # v2 was left running: finished at exit, then written
+
+
 def test_a_killed_process_loses_only_index_rows_not_versions(tmp_path: Path, cache: Path) -> None:
     store = tmp_path / "s"
     code = (
