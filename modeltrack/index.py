@@ -61,6 +61,9 @@ def valid_summary(row: object) -> bool:
 def _decode(version: object, data: object) -> dict[str, Any] | None:
     if type(version) is not int or type(data) is not str:
         return None
+    # A summary nests two deep (brackets in metric names aside): a deeply nested text is not one.
+    if data.count("{") + data.count("[") > 256:
+        return None
     try:
         row = json.loads(data)
     except (ValueError, RecursionError):

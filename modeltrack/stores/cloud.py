@@ -50,6 +50,8 @@ def _is_coroutine_function(func: Any) -> bool:
     return inspect.iscoroutinefunction(func)
 
 
+_FILE_SYSTEMS: dict[tuple[str | None, ...], Any] = {}
+_FS_LOCK = threading.Lock()
 _CHECKED: set[tuple[str, str]] = set()
 _CHECKED_LOCK = threading.Lock()
 _WRITES = ("write", "create", "delete", "upload")
@@ -114,10 +116,22 @@ class FsspecStore(Store):
     def _make_fs(self) -> Any:
         raise NotImplementedError
 
+    #: environment variables that configure the SDK: one file system per process and setting
+    CONFIG_VARS: tuple[str, ...] = ()
+
     @property
     def fs(self) -> Any:
         if self._fs is None:
-            self._fs = self._make_fs()
+            # Shared by every store object of this process with the same configuration: each
+            # file system holds an HTTP session, which an unshared one would leave to the
+            # garbage collector to close.
+            # (and per process: fsspec's event loop does not survive a fork)
+            key = (type(self).__name__, str(os.getpid()), *(os.environ.get(name) for name in self.CONFIG_VARS))
+            with _FS_LOCK:
+                fs = _FILE_SYSTEMS.get(key)
+                if fs is None:
+                    fs = _FILE_SYSTEMS[key] = self._make_fs()
+            self._fs = fs
         return self._fs
 
     def _endpoint(self) -> str:
@@ -412,6 +426,7 @@ class GCSStore(FsspecStore):
     KIND = "Google Cloud Storage"
     SCHEMES = ("gs", "gcs")
     EXTRA = "gcs"
+    CONFIG_VARS = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")
 
     def _make_fs(self) -> Any:
         # gcsfs.core's class, not the package's default: that one first asks a gRPC endpoint
@@ -446,6 +461,15 @@ class AzureStore(FsspecStore):
     KIND = "Azure Blob Storage"
     SCHEMES = ("az", "abfs")
     EXTRA = "azure"
+    CONFIG_VARS = (
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_STORAGE_ACCOUNT_URL",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+    )
 
     def _make_fs(self) -> Any:
         from adlfs import AzureBlobFileSystem
