@@ -310,3 +310,12 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
             yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh cache directory (MODELTRACK_CACHE); the index file is ``cache/index.sqlite``."""
+    path = tmp_path / f"cache-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MODELTRACK_CACHE", str(path))
+    monkeypatch.delenv("MODELTRACK_INDEX", raising=False)
+    return path

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ import modeltrack as mt
 from modeltrack import index
 from modeltrack.files import temp_name
 from modeltrack.repo import Repo
-
-
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / f"cache-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("MODELTRACK_CACHE", str(path))
-    monkeypatch.delenv("MODELTRACK_INDEX", raising=False)
-    return path
 
 
 def _rows(cache: Path) -> list[tuple[str, int]]:

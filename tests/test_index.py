@@ -7,7 +7,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,15 +25,6 @@ ROW: dict[str, Any] = {
     "metrics": {"loss": 0.25, "acc": None, "n": 3},
     "label": "1.0.0",
 }
-
-
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache directory (MODELTRACK_CACHE); the index file is ``cache/index.sqlite``."""
-    path = tmp_path / f"cache-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("MODELTRACK_CACHE", str(path))
-    monkeypatch.delenv("MODELTRACK_INDEX", raising=False)
-    return path
 
 
 def open_fresh(uri: str = "file:///s#id") -> index.Index | None:
