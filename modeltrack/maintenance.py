@@ -195,8 +195,9 @@ def verify(repo: Repo) -> dict[str, Any]:
     kind's schema (claims, records, metric chunks, series, final records, notes,
     heartbeats, environments, alias and tag logs, gc tombstones); that each version
     directory has its claim; that a finished version keeps its ``series.json`` and a
-    running or crashed one has no gap in its metric chunks; and that every referenced
-    blob exists, is a regular file and hashes to its name.
+    running or crashed one has no gap in its metric chunks; that every referenced
+    blob exists, is a regular file and hashes to its name; and that every row of the
+    summary packs remote listings read agrees with its version's ``final.json``.
 
     Returns:
         ``{"ok", "records_checked", "artifacts_checked", "problems": [{"key", "problem"}],
@@ -320,6 +321,7 @@ def verify(repo: Repo) -> dict[str, Any]:
                         seen[sha] = str(exc)
                 if seen[sha]:
                     bad(f"{base}/artifacts/{art['path']}", str(seen[sha]), blob=blob_key(sha))
+    problems.extend(repo.pack_problems())  # listing caches kept in the store
     return {
         "ok": not problems,
         "records_checked": records_checked,

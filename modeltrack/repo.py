@@ -26,6 +26,7 @@ deleted at any time and is rebuilt from the files.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -520,6 +521,55 @@ class Repo:
 
         with ThreadPoolExecutor(min(config.list_concurrency(), len(blocks)), "modeltrack-list") as pool:
             return dict(zip(blocks, pool.map(read, blocks)))
+
+    def pack_problems(self) -> list[dict[str, str]]:
+        """What ``verify`` reports of the summary packs (``summaries/MODEL/BLOCK.json``): a
+        pack that cannot be read, and every row that disagrees with the version's own
+        ``final.json``. Listings trust a well-formed row, so a row damaged by hand would show
+        wrong values; packs are caches, so the fix is always to delete the pack."""
+        from .index import valid_summary
+
+        out: list[dict[str, str]] = []
+        fix = "it is a cache: delete it and the next listing rebuilds it"
+
+        def bad(key: str, problem: str) -> None:
+            out.append({"key": key, "problem": f"{problem}; {fix}"})
+
+        for model in self.store.list(PACKS):
+            gone = self.deleted(model)
+            for name in self.store.list(f"{PACKS}/{model}"):
+                key = f"{PACKS}/{model}/{name}"
+                block = _num(name[:-5]) if name.endswith(".json") else None
+                if block is None:
+                    bad(key, "unexpected file among the summary packs")
+                    continue
+                try:
+                    data = self.store.read_json(key)
+                except (CorruptRecordError, KeyNotFound) as exc:
+                    bad(key, f"summary pack cannot be read ({exc})")
+                    continue
+                rows = data.get("versions") if isinstance(data, dict) and data.get("model") == model else None
+                if not isinstance(rows, dict):
+                    bad(key, f"not a summary pack of {model}")
+                    continue
+                for vname, row in sorted(rows.items()):
+                    n = _num(vname) if isinstance(vname, str) else None
+                    if n is None or _block(n) != block:
+                        bad(key, f"holds a row {vname!r} outside its block of versions")
+                        continue
+                    if n in gone:
+                        continue  # deleted by gc: listings skip the number
+                    try:
+                        final = self.final(model, n)
+                    except CorruptRecordError:
+                        continue  # reported with the version's own files
+                    if final is None:
+                        bad(key, f"holds a row for {model}@v{n}, which has no final record")
+                    elif not valid_summary(row) or json.dumps(row, sort_keys=True) != json.dumps(
+                        self.summary(model, n, final), sort_keys=True
+                    ):
+                        bad(key, f"its row for {model}@v{n} disagrees with that version's final.json")
+        return out
 
     def _refresh_packs(
         self,

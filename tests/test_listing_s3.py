@@ -155,3 +155,28 @@ def test_parallel_reads_keep_the_order_and_the_half_claimed(
     rows = listing(uri)
     assert [n for n, _, _ in rows] == list(range(1, 13))
     assert [m["loss"] for _, _, m in rows] == [1.0] + [1.0 / n for n in range(2, 13)]
+
+
+def test_verify_reports_a_pack_row_that_disagrees_with_the_version(
+    s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listings trust a well-formed pack row, so a row changed by hand would show a wrong
+    value: verify compares every row with the version's own final.json and names the pack."""
+    uri = s3_server.new_store_uri()
+    make_versions(uri, "m", 25)
+    want = listing(uri)
+    store = open_store(uri)
+    assert mt.verify(store=uri)["ok"]
+    pack = json.loads(store.read(pack_key("m", 0)))
+    pack["versions"]["7"]["metrics"]["loss"] = 0.001  # well-formed, wrong
+    store.write(pack_key("m", 0), json.dumps(pack).encode())
+    res = mt.verify(store=uri)
+    assert not res["ok"]
+    (problem,) = res["problems"]
+    assert problem["key"] == pack_key("m", 0) and "m@v7" in problem["problem"] and "delete it" in problem["problem"]
+    store.write(pack_key("m", 0), b"not json")
+    assert [p["key"] for p in mt.verify(store=uri)["problems"]] == [pack_key("m", 0)]
+    store.delete(pack_key("m", 0))  # the fix the message gives
+    assert mt.verify(store=uri)["ok"]
+    fresh_cache(monkeypatch, tmp_path)
+    assert listing(uri) == want
