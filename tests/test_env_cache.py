@@ -122,3 +122,24 @@ def test_per_version_parts_are_fresh(repo: Path, monkeypatch: pytest.MonkeyPatch
     assert b["env"]["OMP_NUM_THREADS"] == "3"
     b["packages"]["x"] = "mutated"  # a record is a copy: the cache is not shared with it
     assert "x" not in env.collect()[0]["packages"]
+
+
+def test_package_scan_agrees_with_importlib_metadata() -> None:
+    """The scan reads each distribution's metadata header itself (the e-mail parser that
+    importlib.metadata uses cost ~0.5 s here): the result is the same as its answers."""
+    from importlib import metadata
+
+    scanned = env._scan_packages()
+    want: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            want.setdefault(name.lower().replace("_", "-"), dist.version)
+    assert scanned["packages"] == dict(sorted(want.items()))
+    owners = {
+        mod: sorted({d.lower().replace("_", "-") for d in dists})
+        for mod, dists in metadata.packages_distributions().items()
+    }
+    assert scanned["owners"] == owners
+    assert {"numpy", "modeltrack"} <= set(scanned["packages"]) and "numpy" in scanned["owners"]["numpy"]
+    assert scanned["sources"]["modeltrack"]["kind"] == "editable"
