@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,36 @@ def test_a_missing_local_file_is_named(cloud: Any, tmp_path: Path) -> None:
         store.put_file("blobs/x", tmp_path / "missing.bin")
 
 
+def _read_through_a_failing_proxy(emulator: Any, fault: str, point_at: Callable[[str], None], limit: float) -> None:
+    """Write a key through a fault proxy in front of ``emulator``, switch the proxy to
+    ``fault``, and check that reading it fails within ``limit`` seconds with one line naming
+    the endpoint, and that the store works again once the proxy passes traffic."""
+    import time
+    from urllib.parse import urlparse
+
+    from faultproxy import FaultProxy
+
+    from modeltrack.errors import StoreUnavailableError
+
+    proxy = FaultProxy(("127.0.0.1", int(urlparse(emulator.endpoint).port or 0)))
+    try:
+        point_at(proxy.endpoint)
+        uri = emulator.new_store_uri()
+        open_store(uri).write("k", b"v")
+        proxy.mode = fault
+        store = open_store(uri)
+        t = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as err:
+            store.read("k")
+        took = time.monotonic() - t
+        assert "\n" not in str(err.value) and proxy.endpoint in str(err.value)
+        assert took < limit, took
+        proxy.mode = "pass"
+        assert open_store(uri).read("k") == b"v"  # nothing left broken: the next request works
+    finally:
+        proxy.close()
+
+
 @pytest.mark.parametrize("fault", ["refuse", "500"])
 def test_azure_outage_is_one_bounded_store_unavailable_error(
     azurite: Any, monkeypatch: pytest.MonkeyPatch, fault: str
@@ -116,34 +147,12 @@ def test_azure_outage_is_one_bounded_store_unavailable_error(
     """With the retries modeltrack sets, a dead or failing Azure endpoint is an error within
     seconds, one line, naming the endpoint. Not run here: a black hole (3 attempts × the
     20 s read timeout, ~1 min); GCS has its own test below."""
-    import time
-    from urllib.parse import urlparse
 
-    from faultproxy import FaultProxy
-
-    from modeltrack.errors import StoreUnavailableError
-
-    port = urlparse(azurite.endpoint).port
-    proxy = FaultProxy(("127.0.0.1", int(port or 0)))
-    try:
-        conn = azurite.env["AZURE_STORAGE_CONNECTION_STRING"].replace(
-            azurite.endpoint, f"{proxy.endpoint}/devstoreaccount1"
-        )
+    def point_at(endpoint: str) -> None:
+        conn = azurite.env["AZURE_STORAGE_CONNECTION_STRING"].replace(azurite.endpoint, f"{endpoint}/devstoreaccount1")
         monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
-        uri = azurite.new_store_uri()
-        open_store(uri).write("k", b"v")
-        proxy.mode = fault
-        store = open_store(uri)
-        t = time.monotonic()
-        with pytest.raises(StoreUnavailableError) as err:
-            store.read("k")
-        took = time.monotonic() - t
-        assert "\n" not in str(err.value) and proxy.endpoint in str(err.value)
-        assert took < 30, took
-        proxy.mode = "pass"
-        assert open_store(uri).read("k") == b"v"
-    finally:
-        proxy.close()
+
+    _read_through_a_failing_proxy(azurite, fault, point_at, limit=30)
 
 
 @pytest.mark.parametrize("fault", ["refuse", "blackhole", "500"])
@@ -151,30 +160,9 @@ def test_gcs_outage_is_one_error_within_the_cloud_timeout(
     gcs_server: Any, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
     """gcsfs retries a failing request six times (~35 s) and cannot be told fewer; the store
-    bounds each small request, retries included, by MODELTRACK_CLOUD_TIMEOUT."""
-    import time
-    from urllib.parse import urlparse
-
-    from faultproxy import FaultProxy
-
-    from modeltrack.errors import StoreUnavailableError
-
-    port = urlparse(gcs_server.endpoint).port
-    proxy = FaultProxy(("127.0.0.1", int(port or 0)))
-    try:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
-        monkeypatch.setenv("MODELTRACK_CLOUD_TIMEOUT", "3")
-        uri = gcs_server.new_store_uri()
-        open_store(uri).write("k", b"v")
-        proxy.mode = fault
-        store = open_store(uri)
-        t = time.monotonic()
-        with pytest.raises(StoreUnavailableError) as err:
-            store.read("k")
-        took = time.monotonic() - t
-        assert "\n" not in str(err.value) and proxy.endpoint in str(err.value)
-        assert took < 8, took  # the 3 s deadline (and fsspec's 1 s polling), not gcsfs's ~35 s
-        proxy.mode = "pass"
-        assert open_store(uri).read("k") == b"v"  # nothing left broken: the next request works
-    finally:
-        proxy.close()
+    bounds each small request, retries included, by MODELTRACK_CLOUD_TIMEOUT (3 s here; the
+    limit leaves room for fsspec's 1 s polling)."""
+    monkeypatch.setenv("MODELTRACK_CLOUD_TIMEOUT", "3")
+    _read_through_a_failing_proxy(
+        gcs_server, fault, lambda endpoint: monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint), limit=8
+    )
