@@ -48,6 +48,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_token)
 
 
+#: nanoseconds within which a file written again keeps its stat: timestamps come from a
+#: coarse clock, so a stat is trusted to tell two versions apart only once it is this old
+RACY_NS = 20_000_000
+
+
+def stat_signature(st: os.stat_result) -> tuple[int, ...]:
+    """What tells one content of a file from the next without reading it: device, inode,
+    size, modification and change times (see :data:`RACY_NS` for when it can be trusted)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def is_temp_name(name: str) -> bool:
     """Whether a file name is one of :func:`temp_path`'s (or an older ``.….tmp``)."""
     return name.startswith(".") and name.endswith(".tmp")

@@ -103,7 +103,7 @@ class Index:
         self._lock = threading.Lock()
         self.db: Any = None
         # Rows of versions this process just ended, written in batches (see put_later).
-        self._pending: list[tuple[str, list[tuple[int, dict[str, Any]]], Mapping[int, Stamp] | None]] = []
+        self._pending: list[tuple[str, int, dict[str, Any], Stamp | None]] = []  # model, version, row, stamp
         self._pending_since = 0.0
         try:
             self._connect()
@@ -291,7 +291,7 @@ class Index:
             if not self._pending:
                 self._pending_since = now
                 _BATCHING.add(self)
-            self._pending.append((model, [(number, row)], None if stamp is None else {number: stamp}))
+            self._pending.append((model, number, row, stamp))
             due = len(self._pending) >= BATCH_ROWS or now - self._pending_since >= BATCH_SECONDS
         if due:
             self.flush()
@@ -303,10 +303,11 @@ class Index:
         with self._lock:
             pending, self._pending = self._pending, []
         by_model: dict[str, tuple[list[tuple[int, dict[str, Any]]], dict[int, Stamp]]] = {}
-        for model, rows, stamps in pending:
-            got = by_model.setdefault(model, ([], {}))
-            got[0].extend(rows)
-            got[1].update(stamps or {})
+        for model, number, row, stamp in pending:
+            rows, stamps = by_model.setdefault(model, ([], {}))
+            rows.append((number, row))
+            if stamp is not None:
+                stamps[number] = stamp
         for model, (rows, stamps) in by_model.items():
             self.put_many(model, rows, stamps=stamps)
 

@@ -47,7 +47,7 @@ def _print_results(results: list[dict[str, Any]], verb: str, dest: str, as_json:
             print(f"skipped {ref}: {r['skipped']}")
         elif r["unchanged"]:
             print(f"{ref} is already in {dest} (as v{r['to']})")
-        elif r.get("evaluations_copied") and r.get("already_there"):
+        elif r.get("evaluations_copied"):  # copied before; only its new evaluations now
             print(f"{ref} is already in {dest} (as v{r['to']}); {r['evaluations_copied']} new evaluations copied")
         else:
             print(

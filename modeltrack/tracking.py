@@ -40,7 +40,7 @@ from .errors import (
     VersionStateError,
 )
 from .failures import report
-from .files import copy_file, reflink, temp_path, unlink_quietly
+from .files import RACY_NS, copy_file, reflink, stat_signature, temp_path, unlink_quietly
 from .layout import CRASHED, FAILED, FINISHED, RUNNING, blob_key, consolidate, vkey
 from .progress import UploadProgress
 from .refs import check_model_name, safe_artifact_path
@@ -62,7 +62,7 @@ _STRS = frozenset({str})
 _hooks_installed = False
 #: A write within this long after the logged mtime may not move it (coarse file system
 #: clocks tick every 1-10 ms): the writer waits this long past it before checking a file.
-_RACY_NS = 20_000_000
+_RACY_NS = RACY_NS
 
 
 class _ArtifactFile:
@@ -719,7 +719,7 @@ class Version:
             st = os.stat(path)
         except OSError:
             return self._put_blob(path)
-        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        stamp = stat_signature(st)
         known = _CODE_HASHES.get(str(path))
         if known is not None and known[0] == stamp and self.store.touch(blob_key(known[1])):
             return known[1], known[2]
@@ -731,7 +731,7 @@ class Version:
             after = os.stat(path)
         except OSError:
             return sha, size
-        same = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp
+        same = stat_signature(after) == stamp
         if same and size == st.st_size and max(st.st_mtime_ns, st.st_ctime_ns) < started - _RACY_NS:
             if len(_CODE_HASHES) > 4096:
                 _CODE_HASHES.clear()

@@ -68,8 +68,8 @@ def copy_version(
 
     Returns:
         ``{"model", "version", "to", "status", "blobs_copied", "blobs_skipped", "files", "unchanged"}``;
-        a version copied before also gives ``already_there`` and ``evaluations_copied`` (the
-        evaluations appended to it since, which are copied).
+        a version copied before also gives ``evaluations_copied`` (the evaluations appended to
+        it since, which are copied).
 
     Raises:
         VersionStateError: the version is still running.
@@ -117,7 +117,6 @@ def copy_version(
             "blobs_skipped": 0,
             "files": added,
             "evaluations_copied": added,
-            "already_there": True,
             "unchanged": not added,
         }
 
@@ -166,13 +165,13 @@ def copy_version(
 def _copy_new_evaluations(src: Repo, dst: Repo, model: str, number: int, target: int) -> int:
     """Copy the evaluation records of ``src``'s version that ``dst``'s copy lacks (each has a
     name no other writer takes, so a name present at ``dst`` is that same record)."""
-    folder = f"{vkey(model, number)}/{EVALUATIONS}"
     have = set(dst.store.list(vkey(model, target, EVALUATIONS)))
     added = 0
-    for name in src.store.list(folder):
+    for name in src.store.list(vkey(model, number, EVALUATIONS)):
         if name in have or not name.endswith(".json"):
             continue
-        dst.store.write(vkey(model, target, f"{EVALUATIONS}/{name}"), src.store.read(f"{folder}/{name}"))
+        rel = f"{EVALUATIONS}/{name}"
+        dst.store.write(vkey(model, target, rel), src.store.read(vkey(model, number, rel)))
         added += 1
     return added
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import CorruptRecordError, KeyNotFound
-from ..files import atomic_write
+from ..files import RACY_NS, atomic_write, stat_signature
 
 FORMAT_KEY = "FORMAT"
 FORMAT_VERSION = 1
@@ -275,12 +275,7 @@ def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 #: files at least this big are hashed while the kernel copies them (see :func:`copy_hashing`)
 PARALLEL_HASH_BYTES = 32 << 20
-#: a file changed this recently may change again within the same clock tick, keeping its stat
-_RACY_NS = 20_000_000
-
-
-def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+_RACY_NS = RACY_NS  # read here at call time (tests widen it)
 
 
 def copy_hashing(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[str, int]:
@@ -334,6 +329,6 @@ def copy_hashing(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tu
         after = os.stat(src)
     except OSError:
         after = None
-    if after is not None and _stat_signature(after) == _stat_signature(before) and copied == [size] == [before.st_size]:
+    if after is not None and stat_signature(after) == stat_signature(before) and copied == [size] == [before.st_size]:
         return sha, size
     return file_sha256(dst)  # src changed meanwhile: the copy's own hash

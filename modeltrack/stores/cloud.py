@@ -43,13 +43,6 @@ from ..files import temp_path
 from ..secrets import strip_credentials
 from .base import Store, check_key
 
-
-def _is_coroutine_function(func: Any) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(func)
-
-
 _FILE_SYSTEMS: dict[tuple[str | None, ...], Any] = {}
 _FS_LOCK = threading.Lock()
 _CHECKED: set[tuple[str, str]] = set()
@@ -142,9 +135,10 @@ class FsspecStore(Store):
         ``MODELTRACK_CLOUD_TIMEOUT`` seconds, the SDK's own retries included: fsspec runs an
         async file system's call on its event loop and cancels it at the deadline (gcsfs
         retries a dead endpoint six times, about 35 s, and cannot be told fewer)."""
+        import inspect
+
         method = getattr(self.fs, name)
-        wrapped = getattr(method, "__wrapped__", None)
-        if getattr(self.fs, "async_impl", False) and wrapped is not None and _is_coroutine_function(wrapped):
+        if getattr(self.fs, "async_impl", False) and inspect.iscoroutinefunction(getattr(method, "__wrapped__", None)):
             kwargs["timeout"] = config.cloud_timeout()
         return method(*args, **kwargs)
 
